@@ -1,0 +1,104 @@
+"""Getting the data: download the Kaggle dataset, or import a zip or folder you already have.
+
+Both refuse to lose anything: they unpack into a temporary folder beside the target and rename it
+into place only when everything went well, and they never overwrite an existing folder.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from helpers import config
+
+KAGGLE_HANDLE = "manjilkarki/deepfake-and-real-images"
+KAGGLE_NAME = "deepfake-and-real-images"
+MAX_UNPACKED_GB = 20.0  # the Kaggle dataset unpacks to about 1.7 GB
+
+
+def download_kaggle(dest: str | os.PathLike) -> Path:
+    """Fetch the Kaggle "Deepfake and real images" dataset (~190,000 images) into `dest`."""
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        return dest
+    try:
+        import kagglehub
+
+        return Path(kagglehub.dataset_download(KAGGLE_HANDLE, output_dir=str(dest)))
+    except Exception as err:  # kagglehub raises network, auth and HTTP errors of many types
+        raise RuntimeError(
+            f"Could not download {KAGGLE_HANDLE} from Kaggle ({type(err).__name__}: {err}).\n"
+            "This needs internet access and Kaggle credentials. Either:\n"
+            "  1. create an API token on kaggle.com (Settings > API), put it in ~/.kaggle/kaggle.json "
+            "or set KAGGLE_USERNAME and KAGGLE_KEY, then run this command again; or\n"
+            f"  2. download the zip from https://www.kaggle.com/datasets/{KAGGLE_HANDLE} in a browser "
+            "and run `python -m helpers.data import PATH/TO/archive.zip`."
+        ) from err
+
+
+def _safe_members(archive: zipfile.ZipFile, target: Path, max_bytes: int) -> list[zipfile.ZipInfo]:
+    """Check every member before unpacking anything: no path traversal, no links, no zip bomb."""
+    total = 0
+    members = archive.infolist()
+    for member in members:
+        resolved = (target / member.filename).resolve()
+        if member.filename.startswith(("/", "\\")) or not resolved.is_relative_to(target.resolve()):
+            raise ValueError(f"Refusing the archive: member {member.filename!r} would land outside {target}.")
+        if (member.external_attr >> 16) & 0o170000 == 0o120000:
+            raise ValueError(f"Refusing the archive: member {member.filename!r} is a symbolic link.")
+        total += member.file_size
+        if total > max_bytes:
+            raise ValueError(f"Refusing the archive: it would unpack to more than {max_bytes / 2**30:.1f} GB "
+                             "(raise the limit with --max-gb if you trust it).")
+    return members
+
+
+def _unzip(source: Path, target: Path, max_bytes: int) -> None:
+    try:
+        with zipfile.ZipFile(source) as archive:
+            members = _safe_members(archive, target, max_bytes)
+            for member in tqdm(members, desc=f"unpacking {source.name}", unit="file"):
+                archive.extract(member, target)
+    except zipfile.BadZipFile as err:
+        raise ValueError(f"{source} is not a complete zip file ({err}); if it was downloaded, "
+                         "the download may have been cut short: download it again.") from err
+    except EOFError as err:
+        raise ValueError(f"{source} ends early: the download was probably cut short.") from err
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    files = [p for p in source.rglob("*") if p.is_file()]
+    for path in tqdm(files, desc=f"copying {source.name}", unit="file"):
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, destination)
+
+
+def import_data(source: str | os.PathLike, dest: str | os.PathLike | None = None,
+                max_bytes: int = int(MAX_UNPACKED_GB * 2**30)) -> Path:
+    """Unpack a zip (or copy a folder) into `dest` (default: data/<name>), checking its layout first."""
+    from helpers.data import find_layout
+
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise ValueError(f"{source} does not exist.")
+    target = Path(dest) if dest else config.DATA_DIR / source.name.removesuffix(".zip")
+    if target.exists():
+        raise ValueError(f"{target} already exists; choose another --dest or remove it yourself.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".importing-", dir=target.parent))
+    try:
+        if source.is_dir():
+            _copy_tree(source, staging)
+        else:
+            _unzip(source, staging, max_bytes)
+        find_layout(staging)  # a wrong layout fails here, before anything is in place
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return target

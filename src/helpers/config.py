@@ -1,0 +1,120 @@
+"""Paths, run profiles and seeds: the one place every lesson and helper reads its settings from.
+
+Nothing here imports TensorFlow, so reading the configuration is instant.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Environment variables a learner (or CI) sets to steer the lessons.
+PROFILE_ENV = "DEEPFAKE_PROFILE"  # smoke | cpu | full
+DATA_ENV = "DEEPFAKE_DATA"  # the dataset root
+BACKBONE_ENV = "DEEPFAKE_BACKBONE"  # auto | efficientnet_b0 | efficientnet_lite0
+HOME_ENV = "DEEPFAKE_HOME"  # the repository root, when the package is installed elsewhere
+
+SEED = 42
+REPO_SLUG = "deepfake-lessons/deepfake-lessons"  # owner/name on GitHub, used for Colab links
+
+
+def _find_repo_root() -> Path:
+    """The repository root: $DEEPFAKE_HOME, else the checkout this file lives in, else the cwd."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser().resolve()
+    here = Path(__file__).resolve().parents[2]
+    if (here / "pyproject.toml").is_file():
+        return here
+    return Path.cwd().resolve()
+
+
+REPO_ROOT = _find_repo_root()
+DATA_DIR = REPO_ROOT / "data"
+FIGURES_DIR = REPO_ROOT / "figures"
+MODELS_DIR = REPO_ROOT / "models"
+CACHE_DIR = REPO_ROOT / ".cache"  # feature caches and other things that are safe to delete
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big a run is: how many images, at what size, for how many epochs."""
+
+    name: str
+    image_size: int
+    max_per_class: int | None  # per split and class; None means every image
+    balance_classes: bool  # draw the same number of each class (else keep the data's own ratio)
+    batch_size: int
+    stage1_epochs: int
+    stage2_epochs: int
+    unfreeze_blocks: int  # whole blocks unfrozen from the top in stage 2
+    stage1_lr: float
+    stage2_lr: float
+    feature_cache: bool  # stage 1 trains the head on precomputed backbone features
+    cache_images: bool  # keep decoded images in memory between epochs
+    description: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+PROFILES = {
+    "smoke": Profile(
+        name="smoke", image_size=96, max_per_class=24, balance_classes=True, batch_size=16,
+        stage1_epochs=1, stage2_epochs=1, unfreeze_blocks=1, stage1_lr=1e-3, stage2_lr=1e-4,
+        feature_cache=True, cache_images=True,
+        description="CI: a balanced few dozen images per class and split at 96 px, one short epoch per stage.",
+    ),
+    "cpu": Profile(
+        name="cpu", image_size=224, max_per_class=2000, balance_classes=False, batch_size=32,
+        stage1_epochs=30, stage2_epochs=10, unfreeze_blocks=16, stage1_lr=3e-3, stage2_lr=1e-4,
+        feature_cache=True, cache_images=True,
+        description="A laptop run: up to 2,000 images per class and split at 224 px, minutes on a CPU.",
+    ),
+    "full": Profile(
+        name="full", image_size=224, max_per_class=None, balance_classes=False, batch_size=64,
+        stage1_epochs=8, stage2_epochs=20, unfreeze_blocks=6, stage1_lr=1e-3, stage2_lr=1e-4,
+        feature_cache=False, cache_images=False,
+        description="The whole dataset on a GPU (Colab), with augmentation in both stages.",
+    ),
+}
+DEFAULT_PROFILE = "cpu"
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile named, else the one in $DEEPFAKE_PROFILE, else the default (`cpu`)."""
+    name = (name or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE).strip().lower()
+    if name not in PROFILES:
+        raise ValueError(f"Unknown profile {name!r}: choose one of {', '.join(PROFILES)} "
+                         f"(set ${PROFILE_ENV} or pass profile=...).")
+    return PROFILES[name]
+
+
+def data_root(path: str | os.PathLike | None = None) -> Path:
+    """The dataset root: the argument, else $DEEPFAKE_DATA, else `data/` in the repository."""
+    chosen = path or os.environ.get(DATA_ENV) or DATA_DIR
+    return Path(chosen).expanduser().resolve()
+
+
+def backbone_name(name: str | None = None) -> str:
+    """The backbone asked for: the argument, else $DEEPFAKE_BACKBONE, else `auto`."""
+    return (name or os.environ.get(BACKBONE_ENV) or "auto").strip().lower()
+
+
+def set_seeds(seed: int = SEED) -> int:
+    """Seed Python, NumPy, Keras and TensorFlow in one call, so runs repeat."""
+    import keras  # imported here so that reading the configuration stays instant
+
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+    return seed
+
+
+def describe(profile: Profile | None = None, data: str | os.PathLike | None = None) -> str:
+    """One line for the top of every notebook: which profile, data root and backbone are in use."""
+    profile = profile or get_profile()
+    return (f"profile={profile.name} ({profile.description}) | data root={data_root(data)} | "
+            f"backbone={backbone_name()}")

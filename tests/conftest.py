@@ -1,0 +1,63 @@
+"""Fixtures shared by the tests: the real face data and small synthetic image folders."""
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TEST_DATA = Path(os.environ["DEEPFAKE_TEST_DATA"])  # set by the conftest.py at the repository root
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder holding the shared face sets (dfdc-faces, ffhq-stylegan2)."""
+    if not (TEST_DATA / "dfdc-faces").is_dir():
+        message = (f"no face data at {TEST_DATA}: set DEEPFAKE_TEST_DATA to the folder holding "
+                   "dfdc-faces/ and ffhq-stylegan2/")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return TEST_DATA
+
+
+@pytest.fixture(scope="session")
+def dfdc(shared_data) -> Path:
+    return shared_data / "dfdc-faces"
+
+
+@pytest.fixture(scope="session")
+def ffhq(shared_data) -> Path:
+    return shared_data / "ffhq-stylegan2"
+
+
+def write_jpeg(path: Path, seed: int, size: int = 32, quality: int = 90) -> Path:
+    """A small random-noise JPEG (a stand-in image for layout tests)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=quality)
+    return path
+
+
+@pytest.fixture
+def flat_root(tmp_path) -> Path:
+    """A flat real/ + fake/ folder with 40 small images per class."""
+    for label in ("real", "fake"):
+        for i in range(40):
+            write_jpeg(tmp_path / "flat" / label / f"{label}_{i:03d}.jpg", seed=zlib.crc32(f"{label}{i}".encode()))
+    return tmp_path / "flat"
+
+
+# ----------------------------------------------------------------------------- a trained model (predict, evaluate)
+@pytest.fixture(scope="session")
+def trained_model_dir(dfdc, tmp_path_factory) -> Path:
+    """A smoke-profile efficientnet_lite0 model folder, trained once per session on dfdc-faces (about 20 s).
+
+    Shared by every test that needs one: copy it before damaging it.
+    """
+    from helpers import train
+
+    out_dir = tmp_path_factory.mktemp("trained") / "smoke-dfdc"
+    train.train(dfdc, "smoke", out_dir, backbone="efficientnet_lite0", verbose=0)
+    return out_dir

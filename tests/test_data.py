@@ -1,0 +1,206 @@
+"""The dataset layer: layouts, splits, the scan, subsets and pipelines."""
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from helpers import acquire, config, data
+from tests.conftest import write_jpeg
+
+
+def _splits_root(base, split_names=("Train", "Validation", "Test"), class_names=("Real", "Fake"), n=3):
+    for split in split_names:
+        for label in class_names:
+            for i in range(n):
+                write_jpeg(base / split / label / f"{label}_{i}.jpg", seed=i)
+    return base
+
+
+@pytest.mark.parametrize("splits, classes", [
+    (("Train", "Validation", "Test"), ("Real", "Fake")),
+    (("train", "val", "test"), ("real", "fake")),
+    (("TRAIN", "valid", "Test"), ("REAL", "fake")),
+])
+def test_kaggle_layout_in_any_capitalisation(tmp_path, splits, classes):
+    frame = data.index_dataset(_splits_root(tmp_path, splits, classes))
+    assert frame.attrs["layout"] == "splits"
+    assert data.counts(frame).to_numpy().tolist() == [[3, 3]] * 3
+    assert set(frame.loc[frame["class_name"] == "fake", "label"]) == {1}
+    assert set(frame.loc[frame["class_name"] == "real", "label"]) == {0}
+
+
+def test_wrapper_folder_is_looked_through(tmp_path):
+    _splits_root(tmp_path / "Dataset")
+    assert len(data.index_dataset(tmp_path)) == 18
+
+
+def test_flat_layout_is_split_70_15_15_per_class(flat_root):
+    frame = data.index_dataset(flat_root)
+    assert frame.attrs["layout"] == "flat"
+    assert data.counts(frame).to_dict() == {"real": {"train": 28, "validation": 6, "test": 6},
+                                           "fake": {"train": 28, "validation": 6, "test": 6}}
+
+
+def test_flat_split_is_stable_across_runs_and_copies(flat_root, tmp_path):
+    first = data.index_dataset(flat_root)
+    again = data.index_dataset(flat_root)
+    copy = shutil.copytree(flat_root, tmp_path / "elsewhere" / "copy")
+    copied = data.index_dataset(copy)
+    for other in (again, copied):
+        assert list(zip(first["relpath"], first["split"])) == list(zip(other["relpath"], other["split"]))
+
+
+def test_flat_split_does_not_depend_on_file_order():
+    names = [f"img_{i}.jpg" for i in range(100)]
+    forward = dict(zip(names, data._flat_split(names, seed=1)))
+    backward = dict(zip(names[::-1], data._flat_split(names[::-1], seed=1)))
+    assert forward == backward
+    assert forward != dict(zip(names, data._flat_split(names, seed=2)))  # the seed matters
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: (root / "cats").mkdir(parents=True), "neither split folders nor real/fake"),
+    (lambda root: (root / "Train" / "Real").mkdir(parents=True), "no fake folder"),
+    (lambda root: [(root / c).mkdir(parents=True) for c in ("real", "fake")], "no files"),
+])
+def test_wrong_layouts_explain_what_is_expected(tmp_path, make, message):
+    root = tmp_path / "root"
+    make(root)
+    (root / "other").mkdir(exist_ok=True)
+    with pytest.raises(data.DatasetLayoutError, match=message):
+        data.index_dataset(root)
+
+
+def test_missing_root_says_how_to_get_data(tmp_path):
+    with pytest.raises(data.DatasetLayoutError, match="helpers.data download"):
+        data.index_dataset(tmp_path / "nowhere")
+
+
+def test_scan_reports_bad_files_and_never_touches_them(flat_root):
+    bad = {
+        "empty.jpg": b"",
+        "notes.txt": b"just some text",
+        "page.jpg": b"<html>404 not found</html>",
+    }
+    for name, content in bad.items():
+        (flat_root / "fake" / name).write_bytes(content)
+    good = (flat_root / "real" / "real_000.jpg").read_bytes()
+    (flat_root / "real" / "cut.jpg").write_bytes(good[: len(good) // 2])
+    before = {p: p.read_bytes() for p in flat_root.rglob("*") if p.is_file()}
+
+    report = data.scan(data.index_dataset(flat_root), progress=False)
+
+    assert sorted(report.bad["relpath"]) == ["fake/empty.jpg", "fake/notes.txt", "fake/page.jpg", "real/cut.jpg"]
+    assert report.bad.set_index("relpath").loc["fake/empty.jpg", "error"].startswith("the file is empty")
+    assert "truncated" in report.bad.set_index("relpath").loc["real/cut.jpg", "error"]
+    assert len(report.good) == 80 and report.good["ok"].all()
+    assert "4 left out" in str(report)
+    assert before == {p: p.read_bytes() for p in flat_root.rglob("*") if p.is_file()}
+
+
+def test_real_sets_scan_clean(dfdc, ffhq):
+    for root, shape in ((dfdc, (3, 2)), (ffhq, (3, 2))):
+        report = data.scan(data.index_dataset(root), progress=False)
+        assert report.bad.empty and report.counts().shape == shape
+    assert data.counts(data.index_dataset(dfdc)).loc["train"].tolist() == [700, 700]
+
+
+def test_smoke_subset_is_balanced_seeded_and_capped(ffhq):
+    frame = data.index_dataset(ffhq)
+    smoke = config.get_profile("smoke")
+    first, second = data.subset(frame, smoke), data.subset(frame, smoke)
+    assert (data.counts(first).to_numpy() == smoke.max_per_class).all()
+    assert first["path"].tolist() == second["path"].tolist()
+    assert data.subset(frame, smoke, seed=3)["path"].tolist() != first["path"].tolist()
+    cpu = data.subset(frame, config.get_profile("cpu"))
+    assert data.counts(cpu).loc["train"].tolist() == [420, 140]  # the cpu profile keeps the 3:1 ratio
+
+
+def test_pipeline_yields_raw_pixels_and_labels(dfdc):
+    frame = data.subset(data.index_dataset(dfdc), config.get_profile("smoke"))
+    frame = frame[frame["split"] == "validation"]
+    images, labels = next(iter(data.make_dataset(frame, image_size=64, batch_size=8)))
+    assert images.shape == (8, 64, 64, 3) and images.dtype.name == "float32"
+    assert 1.0 < float(images.numpy().max()) <= 255.0  # 0-255, not rescaled to 0-1
+    assert labels.numpy().tolist() == frame["label"].head(8).tolist()
+
+
+def test_class_weights_balance_the_loss():
+    weights = data.class_weights([0, 0, 0, 1])
+    assert weights[0] * 3 == pytest.approx(weights[1] * 1)
+    with pytest.raises(ValueError, match="Both classes"):
+        data.class_weights([0, 0])
+
+
+def test_fingerprint_changes_with_the_files(flat_root):
+    frame = data.index_dataset(flat_root)
+    assert data.fingerprint(frame) == data.fingerprint(frame.sample(frac=1, random_state=0))
+    assert data.fingerprint(frame) != data.fingerprint(frame.iloc[1:])
+
+
+# ----------------------------------------------------------------------------- import and download
+def _zip(path, members: dict):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+def test_import_unpacks_a_zip_in_the_kaggle_layout(tmp_path):
+    jpeg = write_jpeg(tmp_path / "x.jpg", seed=0).read_bytes()
+    members = {f"Dataset/{s}/{c}/{i}.jpg": jpeg for s in ("Train", "Validation", "Test")
+               for c in ("Real", "Fake") for i in range(2)}
+    target = acquire.import_data(_zip(tmp_path / "kaggle.zip", members), tmp_path / "data" / "kaggle")
+    assert len(data.index_dataset(target)) == 12
+
+
+def test_import_refuses_path_traversal_and_leaves_nothing(tmp_path):
+    archive = _zip(tmp_path / "evil.zip", {"real/a.jpg": b"x", "../../escaped.txt": b"gotcha"})
+    with pytest.raises(ValueError, match="outside"):
+        acquire.import_data(archive, tmp_path / "data" / "evil")
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path.parent / "escaped.txt").exists()
+    assert list((tmp_path / "data").iterdir()) == []  # no half-unpacked folder left behind
+
+
+def test_import_refuses_archives_too_big_when_unpacked(tmp_path):
+    archive = _zip(tmp_path / "bomb.zip", {"real/a.jpg": b"\0" * 10_000, "fake/b.jpg": b"\0" * 10_000})
+    with pytest.raises(ValueError, match="more than"):
+        acquire.import_data(archive, tmp_path / "out", max_bytes=15_000)
+
+
+def test_import_explains_a_truncated_download(tmp_path):
+    whole = _zip(tmp_path / "whole.zip", {"real/a.jpg": b"x" * 1000, "fake/b.jpg": b"y" * 1000}).read_bytes()
+    (tmp_path / "cut.zip").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="cut short"):
+        acquire.import_data(tmp_path / "cut.zip", tmp_path / "out")
+
+
+def test_import_never_overwrites(tmp_path, flat_root):
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ValueError, match="already exists"):
+        acquire.import_data(flat_root, tmp_path / "taken")
+
+
+def test_import_rejects_a_folder_in_the_wrong_layout(tmp_path):
+    write_jpeg(tmp_path / "photos" / "cats" / "a.jpg", seed=0)
+    with pytest.raises(data.DatasetLayoutError):
+        acquire.import_data(tmp_path / "photos", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_download_without_internet_says_what_to_do(tmp_path, monkeypatch):
+    import kagglehub
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(kagglehub, "dataset_download", offline)
+    with pytest.raises(RuntimeError, match="helpers.data import"):
+        acquire.download_kaggle(tmp_path / "kaggle")
+
+
+def test_command_line_scan_prints_counts(dfdc, capsys):
+    assert data._main(["scan", str(dfdc)]) == 0
+    assert "2000 usable" in capsys.readouterr().out
+    assert data._main(["scan", str(dfdc / "Train" / "Real")]) == 1

@@ -1,0 +1,74 @@
+"""The environment files agree, and every notebook is committed clean and opens in Colab."""
+import json
+import re
+import tomllib
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from helpers import config
+
+ROOT = config.REPO_ROOT
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _pyproject_requirements() -> dict[str, Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + project["optional-dependencies"]["dev"]
+    return {Requirement(r).name.lower(): Requirement(r) for r in requirements}
+
+
+def _environment_pins() -> dict[str, str]:
+    """name -> pinned version (as a minor series like '2.4' or an exact version) from environment.yml."""
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pins = {}
+    for entry in environment["dependencies"]:
+        specs = entry["pip"] if isinstance(entry, dict) else [entry]
+        for spec in specs:
+            match = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*=?=\s*([0-9.]+)(\.\*)?", spec.strip())
+            if match:
+                pins[match[1].lower()] = match[2]
+    return pins
+
+
+def test_environment_yml_and_pyproject_agree():
+    requirements, pins = _pyproject_requirements(), _environment_pins()
+    assert set(requirements) - {"pip"} <= set(pins), f"missing from environment.yml: {set(requirements) - set(pins)}"
+    for name, version in pins.items():
+        if name in ("python", "pip"):
+            continue
+        assert name in requirements, f"{name} is in environment.yml but not in pyproject.toml"
+        assert Version(version) in requirements[name].specifier or \
+            Version(version + ".0") in requirements[name].specifier, \
+            f"environment.yml pins {name} {version}, outside pyproject's {requirements[name].specifier}"
+
+
+def test_environment_installs_this_package_through_pip():
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(entry["pip"] for entry in environment["dependencies"] if isinstance(entry, dict))
+    assert "-e ." in pip_section
+
+
+def test_tensorflow_requirement_keeps_colabs_gpu_build():
+    tensorflow = _pyproject_requirements()["tensorflow"]
+    assert tensorflow.name == "tensorflow"  # not tensorflow-cpu, which would sit beside Colab's GPU build
+    assert Version("2.18") in tensorflow.specifier
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_is_committed_clean_with_a_colab_badge(path):
+    notebook = json.loads(path.read_text())
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert all(not cell["outputs"] and cell["execution_count"] is None for cell in code), "clear the outputs"
+    first = notebook["cells"][0]
+    assert first["cell_type"] == "markdown" and "".join(first["source"]).startswith("# ")
+    badge = f"https://colab.research.google.com/github/{config.REPO_SLUG}/blob/main/notebooks/{path.name}"
+    assert badge in "".join(first["source"])
+    assert "google.colab" in "".join(code[0]["source"]), "the first code cell sets the notebook up for Colab"
+
+
+def test_notebooks_are_numbered_in_order():
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers == sorted(set(numbers)) and numbers[0] == 0
