@@ -1,0 +1,111 @@
+"""The detector: raw RGB in, augmentation (training only), an ImageNet backbone, a small head out.
+
+One flat functional graph, so every layer can be reached by name (Grad-CAM, freezing, summaries):
+
+    image (0-255 RGB) -> augment_flip -> augment_rotation -> augment_zoom    (active only in training)
+      -> backbone: rescaling ... stem_* ... block1a_* ... block7a_* ... top_conv, top_bn, top_activation
+      -> head_pool (GlobalAveragePooling2D) -> head_dropout (Dropout 0.5) -> prediction (Dense 2, softmax)
+
+`prediction[:, 1]` is p(fake). `top_activation` is the last convolutional activation, Grad-CAM's target.
+There is no 1/255 rescaling at the input: both backbones rescale their own input.
+"""
+from __future__ import annotations
+
+import keras
+
+from helpers import augment, backbones, config
+
+INPUT_NAME = "image"
+LAST_CONV_LAYER = "top_activation"
+POOL_LAYER = "head_pool"
+DROPOUT_LAYER = "head_dropout"
+OUTPUT_LAYER = "prediction"
+HEAD_LAYERS = (POOL_LAYER, DROPOUT_LAYER, OUTPUT_LAYER)
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class FakeAUC(keras.metrics.AUC):
+    """ROC-AUC of p(fake) = the second softmax column, against integer labels (0 real, 1 fake)."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(keras.ops.reshape(y_true, (-1,)), y_pred[:, 1], sample_weight)
+
+
+def build_classifier(backbone: str = "auto", image_size: int = 224, weights: str | None = "imagenet",
+                     extra_augmentations: tuple[str, ...] = (), dropout: float = 0.5) -> keras.Model:
+    """Build the two-class detector with its backbone frozen (ready for stage 1).
+
+    `backbone` is "auto" or a name from `backbones.BACKBONES`; the model is named `detector_<backbone>`.
+    """
+    name, _ = backbones.resolve_backbone(backbone)
+    inputs = keras.Input(shape=(image_size, image_size, 3), name=INPUT_NAME)
+    x = inputs
+    for layer in augment.augmentation_layers(seed=config.SEED, extra=tuple(extra_augmentations)):
+        x = layer(x)
+    base = backbones.build_backbone(name, input_tensor=x, weights=weights)
+    x = keras.layers.GlobalAveragePooling2D(name=POOL_LAYER)(base.output)
+    x = keras.layers.Dropout(dropout, name=DROPOUT_LAYER)(x)
+    outputs = keras.layers.Dense(2, activation="softmax", name=OUTPUT_LAYER)(x)
+    model = keras.Model(inputs, outputs, name=f"detector_{name}")
+    freeze_backbone(model)
+    return model
+
+
+def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The backbone's layers: everything between the augmentation and the head."""
+    return [layer for layer in model.layers
+            if layer.name not in HEAD_LAYERS and layer.name != INPUT_NAME
+            and not layer.name.startswith("augment_")]
+
+
+def freeze_backbone(model: keras.Model) -> None:
+    """Stage 1: only the head learns."""
+    for layer in backbone_layers(model):
+        layer.trainable = False
+
+
+def unfreeze_top_blocks(model: keras.Model, n_blocks: int) -> list[str]:
+    """Stage 2: unfreeze the head convolution and the top `n_blocks` whole blocks; BatchNorm stays frozen.
+
+    A block (e.g. `block6d`) is unfrozen whole or not at all: cutting one in half (the original
+    project's "top 30 layers") trains an expansion conv against a frozen projection. BatchNormalization
+    stays frozen so its running statistics, learnt on ImageNet, are not overwritten by small batches.
+    Returns the names of the blocks now trainable, top first.
+    """
+    blocks = backbones.block_names(model)
+    if not 0 <= n_blocks <= len(blocks):
+        raise ValueError(f"n_blocks must be between 0 and {len(blocks)} for this backbone, got {n_blocks}.")
+    chosen = ["top"] + blocks[::-1][:n_blocks]
+    freeze_backbone(model)
+    for layer in backbone_layers(model):
+        in_chosen = any(layer.name.startswith(f"{block}_") for block in chosen)
+        if in_chosen and not isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = True
+    return chosen
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
+    """Adam, cross-entropy on integer labels, accuracy and ROC-AUC of p(fake)."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", FakeAUC(name="auc")])
+    return model
+
+
+def feature_extractor(model: keras.Model) -> keras.Model:
+    """image -> pooled backbone features (the input of the head). Augmentation is off at inference."""
+    return keras.Model(model.input, model.get_layer(POOL_LAYER).output, name="features")
+
+
+def head_model(model: keras.Model) -> keras.Model:
+    """pooled features -> p(real), p(fake), sharing the detector's head layers (training it trains them)."""
+    features = keras.Input(shape=model.get_layer(POOL_LAYER).output.shape[1:], name="features")
+    x = model.get_layer(DROPOUT_LAYER)(features)
+    return keras.Model(features, model.get_layer(OUTPUT_LAYER)(x), name="head")
+
+
+def trainable_summary(model: keras.Model) -> dict[str, int]:
+    """Counts of trainable and frozen parameters."""
+    trainable = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
+    frozen = sum(int(keras.ops.size(w)) for w in model.non_trainable_weights)
+    return {"trainable": trainable, "frozen": frozen, "total": trainable + frozen}

@@ -1,0 +1,116 @@
+"""The detector's graph, freezing rules, metric and the two training stages (tiny runs)."""
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from helpers import config, data, train
+from helpers import model as detector
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    """An untrained Lite0 detector at 64 px: enough to check structure, fast to build."""
+    return detector.build_classifier("efficientnet_lite0", image_size=64, weights=None)
+
+
+def test_graph_is_flat_with_stable_names(lite0):
+    names = [layer.name for layer in lite0.layers]
+    assert names[:4] == ["image", "augment_flip", "augment_rotation", "augment_zoom"]
+    assert names[-4:] == ["top_activation", "head_pool", "head_dropout", "prediction"]
+    assert not any(isinstance(layer, keras.Model) for layer in lite0.layers), "no nested backbone model"
+    assert lite0.output.shape == (None, 2)
+
+
+def test_input_is_raw_pixels_rescaled_once_inside_the_backbone(lite0):
+    rescalers = [layer for layer in lite0.layers if isinstance(layer, keras.layers.Rescaling)]
+    assert len(rescalers) == 1 and rescalers[0].name == "rescaling"
+    assert rescalers[0].scale == pytest.approx(1 / 128)  # Lite0: (x - 127) / 128, on 0-255 input
+
+
+def test_augmentation_acts_only_in_training(lite0):
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    features = detector.feature_extractor(lite0)
+    np.testing.assert_allclose(features(images, training=False), features(images, training=False))
+    assert not np.allclose(features(images, training=True), features(images, training=False))
+
+
+def test_stage1_trains_only_the_head(lite0):
+    detector.freeze_backbone(lite0)
+    trainable = {layer.name for layer in lite0.layers if layer.trainable_weights}
+    assert trainable == {"prediction"}
+
+
+def test_stage2_unfreezes_whole_blocks_and_keeps_batchnorm_frozen(lite0):
+    chosen = detector.unfreeze_top_blocks(lite0, 2)
+    assert chosen == ["top", "block7a", "block6d"]
+    trainable = [layer for layer in lite0.layers if layer.trainable_weights]
+    prefixes = {layer.name.split("_")[0] for layer in trainable}
+    assert prefixes == {"top", "block7a", "block6d", "prediction"}
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
+    block6d = [layer for layer in lite0.layers if layer.name.startswith("block6d_") and layer.weights]
+    assert all(layer.trainable != isinstance(layer, keras.layers.BatchNormalization) for layer in block6d)
+    assert not lite0.get_layer("block6c_project_conv").trainable
+    with pytest.raises(ValueError, match="between 0 and 16"):
+        detector.unfreeze_top_blocks(lite0, 17)
+    detector.freeze_backbone(lite0)
+
+
+def test_fake_auc_matches_scikit_learn():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 200)
+    p_fake = np.clip(labels * 0.3 + rng.uniform(0, 0.7, 200), 0, 1)
+    metric = detector.FakeAUC(num_thresholds=2000)
+    metric.update_state(labels, np.stack([1 - p_fake, p_fake], axis=1))
+    assert float(metric.result()) == pytest.approx(roc_auc_score(labels, p_fake), abs=2e-3)
+
+
+def test_head_model_shares_the_detectors_weights(lite0):
+    head = detector.head_model(lite0)
+    assert head.get_layer("prediction") is lite0.get_layer("prediction")
+
+
+# ----------------------------------------------------------------------------- tiny training runs
+@pytest.fixture(scope="module")
+def smoke_frames(dfdc):
+    frame = data.subset(data.index_dataset(dfdc), config.get_profile("smoke"))
+    return {split: frame[frame["split"] == split].reset_index(drop=True) for split in data.SPLITS}
+
+
+def test_stage1_with_feature_cache_learns_and_caches(smoke_frames, tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    profile = config.get_profile("smoke")
+    model = detector.build_classifier("efficientnet_lite0", profile.image_size)
+    before = model.get_layer("prediction").get_weights()[0].copy()
+    history = train.train_stage1(model, smoke_frames["train"], smoke_frames["validation"], profile,
+                                 tmp_path / "run", verbose=0)
+    assert list(history["stage"]) == ["stage1"] and "val_auc" in history
+    assert not np.allclose(before, model.get_layer("prediction").get_weights()[0])
+    assert len(list((tmp_path / "cache" / "features").glob("*.npy"))) == 2  # train and validation
+    assert (tmp_path / "run" / "log_stage1.csv").is_file()
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise KeyboardInterrupt("simulated interruption after the first epoch")
+
+
+def test_interrupted_stage2_resumes_from_its_backup(smoke_frames, tmp_path, monkeypatch):
+    profile = config.get_profile("smoke")
+    model = detector.build_classifier("efficientnet_lite0", profile.image_size, weights=None)
+    original = train._callbacks
+    monkeypatch.setattr(train, "_callbacks", lambda *a, **k: (original(*a, **k)[0] + [_Interrupt()],
+                                                               original(*a, **k)[1]))
+    with pytest.raises(KeyboardInterrupt):
+        train.train_stage2(model, smoke_frames["train"], smoke_frames["validation"], profile, tmp_path,
+                           epochs=2, verbose=0)
+    assert (tmp_path / "checkpoints" / "stage2_backup").is_dir()
+    monkeypatch.setattr(train, "_callbacks", original)
+    history = train.train_stage2(model, smoke_frames["train"], smoke_frames["validation"], profile, tmp_path,
+                                 epochs=2, verbose=0)
+    assert list(history["epoch"]) == [2], "the second run starts where the first stopped"
+    log = pd.read_csv(tmp_path / "log_stage2.csv")
+    assert list(log["epoch"]) == [0, 1]
+    assert not (tmp_path / "checkpoints" / "stage2_backup").exists()  # removed after a finished run
