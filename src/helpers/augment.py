@@ -1,0 +1,350 @@
+"""Data augmentation for training, and the image perturbations used to test robustness.
+
+Two different jobs live here:
+
+* Training augmentation: Keras layers the model applies to each batch while it trains
+  (`augmentation_layers`). They change nothing at inference.
+* Robustness perturbations: plain NumPy / PIL functions that degrade an image the way the internet
+  does (JPEG re-compression, downscaling, blur, noise), deterministically, so lesson 05 can measure
+  how a detector copes (`PERTURBATIONS`, `apply_perturbation`).
+
+Images are float32 in 0..255 inside the model and uint8 everywhere else; nothing is rescaled to
+0..1 here, because the backbones rescale their own input.
+"""
+from __future__ import annotations
+
+import io
+import zlib
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from PIL import Image, ImageFilter
+
+from helpers import config
+
+RECIPE = {"flip": "horizontal", "rotation": 0.1, "zoom": 0.1}  # the original project's recipe
+
+# ----------------------------------------------------------------------------- training layers
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class RandomJpeg(keras.layers.Layer):
+    """Re-compress a random share of images as JPEG at a random quality, during training only.
+
+    Teaches a detector that JPEG block artefacts are not evidence either way: real and fake faces
+    alike are re-compressed when they are shared online.
+    """
+
+    def __init__(self, quality_range=(50, 95), probability=0.5, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.quality_range = tuple(int(q) for q in quality_range)
+        self.probability = float(probability)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_jit = False  # JPEG coding is a CPU op that XLA cannot compile
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        count = tf.shape(images)[0]
+        qualities = keras.random.randint((count,), self.quality_range[0], self.quality_range[1] + 1,
+                                         seed=self.seed_generator)
+        chosen = keras.random.uniform((count,), seed=self.seed_generator) < self.probability
+
+        def recompress(item):
+            image, quality, apply = item
+            return tf.cond(apply, lambda: _jpeg_tf(image, quality), lambda: image)
+
+        return tf.map_fn(recompress, (images, qualities, chosen), fn_output_signature=images.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "quality_range": self.quality_range,
+                "probability": self.probability, "seed": self.seed}
+
+
+def _jpeg_tf(image, quality):
+    """One 0..255 float image through a JPEG encoder and decoder, in TensorFlow ops."""
+    # Handing the encoder uint8 pixels avoids its float convention (0..1) altogether.
+    pixels = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    return tf.cast(tf.image.adjust_jpeg_quality(pixels, quality), image.dtype)
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class RandomBlur(keras.layers.Layer):
+    """Gaussian-blur a random share of images with a random sigma each, during training only.
+
+    Unlike `keras.layers.RandomGaussianBlur` (one sigma per batch, at most 1), every image draws
+    its own sigma from 0..max_sigma.
+    """
+
+    def __init__(self, max_sigma=1.5, probability=0.5, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_sigma = float(max_sigma)
+        self.probability = float(probability)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        count = tf.shape(images)[0]
+        sigmas = keras.random.uniform((count,), 0.0, self.max_sigma, seed=self.seed_generator)
+        chosen = keras.random.uniform((count,), seed=self.seed_generator) < self.probability
+        sigmas = tf.where(chosen, sigmas, 0.0)  # sigma 0 is a one-tap kernel: the image unchanged
+        return _blur_each(images, sigmas, radius=int(np.ceil(3 * self.max_sigma)))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "max_sigma": self.max_sigma,
+                "probability": self.probability, "seed": self.seed}
+
+
+def _gaussian_kernels(sigmas, radius):
+    """(batch,) sigmas -> (batch, 2 * radius + 1) normalised 1-D Gaussian kernels."""
+    taps = tf.range(-radius, radius + 1, dtype=tf.float32)
+    sigmas = tf.maximum(tf.cast(sigmas, tf.float32), 1e-3)[:, None]
+    kernels = tf.exp(-0.5 * tf.square(taps[None, :] / sigmas))
+    return kernels / tf.reduce_sum(kernels, axis=1, keepdims=True)
+
+
+def _blur_each(images, sigmas, radius):
+    """Blur image i with sigma i, separably, with mirrored borders (no dark frame)."""
+    dtype = images.dtype
+    images = tf.cast(images, tf.float32)
+    shape = tf.shape(images)
+    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    # Stack the batch into the channel axis so one depthwise convolution gives every image its own kernel.
+    stacked = tf.reshape(tf.transpose(images, [1, 2, 0, 3]), [1, height, width, batch * channels])
+    stacked = tf.pad(stacked, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    kernels = tf.repeat(_gaussian_kernels(sigmas, radius), channels, axis=0)  # (batch * channels, taps)
+    taps = 2 * radius + 1
+    along_rows = tf.reshape(tf.transpose(kernels), [1, taps, -1, 1])
+    along_columns = tf.reshape(tf.transpose(kernels), [taps, 1, -1, 1])
+    stacked = tf.nn.depthwise_conv2d(stacked, along_rows, [1, 1, 1, 1], "VALID")
+    stacked = tf.nn.depthwise_conv2d(stacked, along_columns, [1, 1, 1, 1], "VALID")
+    blurred = tf.transpose(tf.reshape(stacked, [height, width, batch, channels]), [2, 0, 1, 3])
+    return tf.cast(blurred, dtype)
+
+
+EXTRA_LAYERS = {"jpeg": RandomJpeg, "blur": RandomBlur}
+
+
+def augmentation_layers(seed: int = config.SEED, extra: tuple[str, ...] = ()) -> list[keras.layers.Layer]:
+    """The model's augmentation layers, in the order it applies them; `extra` adds "jpeg" and/or "blur".
+
+    Each layer gets its own seed (seed, seed + 1, ...) so their random draws are not correlated.
+    """
+    unknown = set(extra) - set(EXTRA_LAYERS)
+    if unknown:
+        raise ValueError(f"Unknown extra augmentation(s) {sorted(unknown)}: "
+                         f"choose from {list(EXTRA_LAYERS)}.")
+    layers = [
+        keras.layers.RandomFlip(RECIPE["flip"], seed=seed, name="augment_flip"),
+        keras.layers.RandomRotation(RECIPE["rotation"], fill_mode="reflect", seed=seed + 1,
+                                    name="augment_rotation"),
+        keras.layers.RandomZoom(RECIPE["zoom"], fill_mode="reflect", seed=seed + 2, name="augment_zoom"),
+    ]
+    for offset, name in enumerate(extra, start=len(layers)):
+        layers.append(EXTRA_LAYERS[name](seed=seed + offset, name=f"augment_{name}"))
+    return layers
+
+
+def apply_layers(images, layers, training: bool) -> np.ndarray:
+    """Run a batch of 0..255 images through `layers` one after another, as the model does."""
+    batch = tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
+    for layer in layers:
+        batch = layer(batch, training=training)
+    return batch.numpy()
+
+
+def augment_preview(images, layers, draws: int = 4) -> np.ndarray:
+    """`draws` training-time augmentations of each image: (images, draws, H, W, 3) float32 in 0..255.
+
+    Built layers keep drawing new random numbers, so fresh layers from `augmentation_layers(seed)`
+    give the same previews on every run.
+    """
+    augmented = [apply_layers(images, layers, training=True) for _ in range(draws)]
+    return np.stack(augmented, axis=1)
+
+
+def preview_gallery(images, layers, draws: int = 4) -> tuple[list[np.ndarray], list[str]]:
+    """Each image followed by `draws` augmentations of it, with titles: one row each in `plots.image_grid`."""
+    augmented = augment_preview(images, layers, draws)
+    gallery, titles = [], []
+    for image, versions in zip(images, augmented):
+        gallery += [image, *versions]
+        titles += ["original"] + [f"draw {n}" for n in range(1, draws + 1)]
+    return gallery, titles
+
+
+# ----------------------------------------------------------------------------- robustness perturbations
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """Re-compress as JPEG at `quality` (1..95; lower is harsher), as a photo shared online would be."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality))
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def downscale(image: np.ndarray, factor: float) -> np.ndarray:
+    """Shrink by `factor` (> 1 is harsher) and scale back up: the detail lost on the way stays lost."""
+    height, width = image.shape[:2]
+    small = (max(1, round(width / factor)), max(1, round(height / factor)))
+    reduced = Image.fromarray(image).resize(small, Image.BICUBIC, reducing_gap=None)
+    return np.asarray(reduced.resize((width, height), Image.BICUBIC))
+
+
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur with standard deviation `sigma` pixels."""
+    return np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius=float(sigma))))
+
+
+def noise(image: np.ndarray, std: float, seed: int | None = None) -> np.ndarray:
+    """Add Gaussian noise of standard deviation `std` (in 0..255 units), rounded and clipped.
+
+    Without a seed the noise is seeded by the image's own pixels: the same image always gets the
+    same noise, and different images get different noise.
+    """
+    seed = zlib.crc32(np.ascontiguousarray(image).tobytes()) if seed is None else seed
+    rng = np.random.default_rng([config.SEED, seed])
+    noisy = image.astype(np.float64) + rng.normal(0.0, std, image.shape)
+    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+
+
+# name -> (function, levels from mild to harsh)
+PERTURBATIONS = {
+    "jpeg": (jpeg, [95, 75, 50, 30, 10]),
+    "downscale": (downscale, [1.5, 2, 3, 4, 6]),
+    "blur": (blur, [0.5, 1.0, 1.5, 2.0, 3.0]),
+    "noise": (noise, [2, 4, 8, 16, 32]),
+}
+
+
+def apply_perturbation(images, name: str, level) -> np.ndarray:
+    """Apply one perturbation at one level to every image of a uint8 (N, H, W, 3) batch."""
+    if name not in PERTURBATIONS:
+        raise ValueError(f"Unknown perturbation {name!r}: choose from {list(PERTURBATIONS)}.")
+    function = PERTURBATIONS[name][0]
+    images = np.asarray(images, dtype=np.uint8)
+    return np.stack([function(image, level) for image in images]) if len(images) else images.copy()
+
+
+def perturbation_gallery(image: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
+    """For each perturbation a row: the original, then every level from mild to harsh, with titles."""
+    gallery, titles = [], []
+    for name, (function, levels) in PERTURBATIONS.items():
+        gallery += [image] + [function(image, level) for level in levels]
+        titles += ["original"] + [f"{name} {level}" for level in levels]
+    return gallery, titles
+
+
+def crop(image: np.ndarray, center=(0.45, 0.5), fraction: float = 0.35) -> np.ndarray:
+    """A square cut of `fraction` of the image's side around `center` (row, column as fractions)."""
+    height, width = image.shape[:2]
+    side = max(1, round(min(height, width) * fraction))
+    top = min(max(0, round(center[0] * height - side / 2)), height - side)
+    left = min(max(0, round(center[1] * width - side / 2)), width - side)
+    return image[top:top + side, left:left + side]
+
+
+# ----------------------------------------------------------------------------- measuring what is lost
+
+
+def psnr(original: np.ndarray, changed: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB (higher is closer; infinite when identical)."""
+    error = np.mean((np.asarray(original, np.float64) - np.asarray(changed, np.float64)) ** 2)
+    return float("inf") if error == 0 else float(10 * np.log10(255.0**2 / error))
+
+
+def _windowed_grey(image: np.ndarray) -> np.ndarray:
+    """Brightness, mean removed, faded to zero at the borders by a Hann window.
+
+    The Fourier transform treats an image as a tile that repeats; without the fade, the jump
+    from its left edge to its right would count as strong fine detail that no blur removes.
+    """
+    grey = np.asarray(image, np.float64)[..., :3] @ np.array([0.299, 0.587, 0.114])
+    window = np.outer(np.hanning(grey.shape[0]), np.hanning(grey.shape[1]))
+    return (grey - grey.mean()) * window
+
+
+def high_pass(image: np.ndarray, cutoff: float = 0.25) -> np.ndarray:
+    """The part of an image's brightness that varies faster than `cutoff` cycles per pixel.
+
+    0.5 cycles per pixel is the finest detail a pixel grid can hold; above 0.25 live sensor noise,
+    JPEG's 8x8 block traces and the upsampling fingerprints many generators leave.
+    """
+    grey = _windowed_grey(image)
+    rows = np.fft.fftfreq(grey.shape[0])[:, None]
+    columns = np.fft.fftfreq(grey.shape[1])[None, :]
+    mask = np.hypot(rows, columns) > cutoff
+    return np.real(np.fft.ifft2(np.fft.fft2(grey) * mask))
+
+
+def high_frequency_kept(original: np.ndarray, changed: np.ndarray, cutoff: float = 0.25) -> float:
+    """High-frequency energy of `changed` as a share of the original's (1.0 = as much fine detail)."""
+    return float(np.sum(high_pass(changed, cutoff) ** 2) / np.sum(high_pass(original, cutoff) ** 2))
+
+
+def high_frequency_correlation(original: np.ndarray, changed: np.ndarray, cutoff: float = 0.25) -> float:
+    """Correlation of the two images' fine detail: 1.0 when the original's traces survive intact.
+
+    Energy alone misleads for noise, which adds fine detail of its own; correlation asks whether
+    the detail that is there is still the original's.
+    """
+    first, second = high_pass(original, cutoff).ravel(), high_pass(changed, cutoff).ravel()
+    return float(np.corrcoef(first, second)[0, 1])
+
+
+def evidence_kept(originals, changed, cutoff: float = 0.25) -> dict[str, float]:
+    """Mean PSNR, high-frequency energy kept and high-frequency correlation over a batch."""
+    pairs = list(zip(np.asarray(originals), np.asarray(changed)))
+    return {"psnr_db": float(np.mean([psnr(a, b) for a, b in pairs])),
+            "hf_energy_kept": float(np.mean([high_frequency_kept(a, b, cutoff) for a, b in pairs])),
+            "hf_correlation": float(np.mean([high_frequency_correlation(a, b, cutoff) for a, b in pairs]))}
+
+
+def perturbation_table(images, cutoff: float = 0.25) -> pd.DataFrame:
+    """`evidence_kept` for every perturbation and level in PERTURBATIONS, one row each."""
+    rows = []
+    for name, (_, levels) in PERTURBATIONS.items():
+        for step, level in enumerate(levels):
+            changed = apply_perturbation(images, name, level)
+            rows.append({"perturbation": name, "step": step, "level": level,
+                         **evidence_kept(images, changed, cutoff)})
+    return pd.DataFrame(rows)
+
+
+def layer_table(images, layers, cutoff: float = 0.25) -> pd.DataFrame:
+    """High-frequency energy each training layer keeps on its own (training=True), one row per layer.
+
+    Only energy is compared: a flipped or rotated image no longer lines up with the original, so a
+    correlation would measure the geometry, not the detail.
+    """
+    rows = []
+    for layer in layers:
+        changed = np.clip(np.round(apply_layers(images, [layer], training=True)), 0, 255)
+        kept = [high_frequency_kept(a, b, cutoff) for a, b in zip(np.asarray(images), changed)]
+        rows.append({"layer": layer.name, "hf_energy_kept": float(np.mean(kept))})
+    return pd.DataFrame(rows)
+
+
+def radial_spectrum(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean power at each spatial frequency (cycles per pixel, 0..0.5), averaged over directions."""
+    grey = _windowed_grey(image)
+    power = np.abs(np.fft.fft2(grey)) ** 2
+    rows = np.fft.fftfreq(grey.shape[0])[:, None]
+    columns = np.fft.fftfreq(grey.shape[1])[None, :]
+    bins = np.linspace(0, 0.5, min(grey.shape) // 2 + 1)
+    which = np.digitize(np.hypot(rows, columns).ravel(), bins) - 1
+    inside = which < len(bins) - 1  # drop the corners beyond 0.5 cycles per pixel
+    total = np.bincount(which[inside], power.ravel()[inside], minlength=len(bins) - 1)
+    count = np.bincount(which[inside], minlength=len(bins) - 1)
+    return (bins[:-1] + bins[1:]) / 2, total / np.maximum(count, 1)
