@@ -27,7 +27,7 @@ import pandas as pd
 from PIL import Image
 
 from helpers import config
-from helpers.images import load_image, load_resized
+from helpers.images import load_image, load_resized, resize
 
 CLASS_NAMES = ("real", "fake")  # index = label: 0 = real, 1 = fake
 SPLITS = ("train", "validation", "test")
@@ -170,9 +170,9 @@ class ScanReport:
 
 def _inspect(path: str) -> dict:
     """Open and fully decode one file; report its properties or why it cannot be used."""
-    info = {"ok": False, "error": "", "width": 0, "height": 0, "mode": "", "format": "",
-            "bytes": os.path.getsize(path)}
+    info = {"ok": False, "error": "", "width": 0, "height": 0, "mode": "", "format": "", "bytes": 0}
     try:
+        info["bytes"] = os.path.getsize(path)
         load_image(path, name=Path(path).name)  # the full decode: catches truncated data too
         with Image.open(path) as image:
             info.update(width=image.width, height=image.height, mode=image.mode, format=image.format or "")
@@ -225,23 +225,42 @@ def load_split(root: str | os.PathLike | None = None, profile: config.Profile | 
     return subset(frame, profile), report
 
 
+def by_split(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """{"train": ..., "validation": ..., "test": ...}, each keeping the frame's root and layout."""
+    parts = {}
+    for split in SPLITS:
+        parts[split] = frame[frame["split"] == split].reset_index(drop=True)
+        parts[split].attrs.update(frame.attrs)
+    return parts
+
+
 def make_dataset(frame: pd.DataFrame, image_size: int, batch_size: int, shuffle: bool = False,
-                 cache: bool = True, seed: int = config.SEED):
+                 cache: bool = True, seed: int = config.SEED, transform=None):
     """A tf.data pipeline of (float32 images in 0..255, int labels): decode, resize, cache, batch, prefetch.
 
     Images stay 0-255: the backbones rescale inside the model (see lesson 03 on why that matters).
+    Rows with a `transform_seed` >= 0 are synthetic: `transform(image, seed)` makes them from the
+    decoded image before resizing (lesson 07's self-blended pseudo-fakes). Nothing is written to disk.
     """
     import tensorflow as tf
 
-    def decode(path):
-        return load_resized(path.decode(), image_size)
+    seeds = frame["transform_seed"].to_numpy(np.int64) if "transform_seed" in frame else np.full(len(frame), -1)
+    if transform is None and (seeds >= 0).any():
+        raise ValueError("The frame has synthetic rows (transform_seed >= 0) but no transform was given.")
 
-    def load(path, label):
-        image = tf.numpy_function(decode, [path], tf.uint8, stateful=False)
+    def decode(path, row_seed):
+        image = load_image(path.decode())
+        if row_seed >= 0:
+            image = transform(image, int(row_seed))
+        return resize(image, image_size)
+
+    def load(path, row_seed, label):
+        image = tf.numpy_function(decode, [path, row_seed], tf.uint8, stateful=False)
         image.set_shape((image_size, image_size, 3))
         return tf.cast(image, tf.float32), label
 
-    data = tf.data.Dataset.from_tensor_slices((frame["path"].to_numpy(str), frame["label"].to_numpy(np.int32)))
+    data = tf.data.Dataset.from_tensor_slices(
+        (frame["path"].to_numpy(str), seeds, frame["label"].to_numpy(np.int32)))
     data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache:
         data = data.cache()
@@ -263,6 +282,16 @@ def fingerprint(frame: pd.DataFrame) -> str:
     for relpath, path in sorted(zip(frame["relpath"], frame["path"])):
         digest.update(f"{relpath}\0{os.path.getsize(path)}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def content_hashes(frame: pd.DataFrame) -> list[str]:
+    """Short SHA-1 hashes of every file's bytes, sorted: finds the same image under another name or folder."""
+    def digest(path: str) -> str:
+        with open(path, "rb") as handle:
+            return hashlib.sha1(handle.read()).hexdigest()[:12]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return sorted(pool.map(digest, frame["path"].drop_duplicates()))
 
 
 def class_weights(labels) -> dict[int, float]:

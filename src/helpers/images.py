@@ -28,9 +28,12 @@ def _open(source: ImageSource, name: str) -> Image.Image:
         path = Path(source)
         if not path.is_file():
             raise ValueError(f"{name}: no such file.")
-        if path.stat().st_size > MAX_BYTES:
-            raise ValueError(f"{name}: the file is larger than {MAX_BYTES // 2**20} MB.")
-        data = path.read_bytes()
+        try:
+            if path.stat().st_size > MAX_BYTES:
+                raise ValueError(f"{name}: the file is larger than {MAX_BYTES // 2**20} MB.")
+            data = path.read_bytes()
+        except OSError as err:  # permissions, a file removed meanwhile, a network drive gone
+            raise ValueError(f"{name}: the file cannot be read ({err.strerror or err}).") from err
     if not data:
         raise ValueError(f"{name}: the file is empty (0 bytes).")
     if len(data) > MAX_BYTES:

@@ -84,6 +84,17 @@ def unfreeze_top_blocks(model: keras.Model, n_blocks: int) -> list[str]:
     return chosen
 
 
+def top_layers_cut(model: keras.Model, n_layers: int) -> dict:
+    """What "unfreeze the last n layers" would do: which blocks it cuts in half, how many BatchNorms it frees."""
+    chosen = backbone_layers(model)[-n_layers:]
+    blocks = {name.split("_")[0] for name in (layer.name for layer in chosen)}
+    cut = sorted(block for block in blocks
+                 if not all(layer in chosen for layer in backbone_layers(model) if layer.name.startswith(f"{block}_")))
+    return {"blocks touched": sorted(blocks), "blocks cut in half": cut,
+            "BatchNormalization layers unfrozen": sum(isinstance(layer, keras.layers.BatchNormalization)
+                                                      for layer in chosen)}
+
+
 def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
     """Adam, cross-entropy on integer labels, accuracy and ROC-AUC of p(fake)."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),

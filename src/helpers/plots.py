@@ -38,3 +38,18 @@ def image_grid(images, titles=None, columns: int = 6, size: float = 2.0, suptitl
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def training_curves(history, metrics=("loss", "accuracy", "auc")) -> plt.Figure:
+    """Train and validation curves per epoch; a dashed line marks where fine-tuning (stage 2) begins."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    stage2 = history.loc[history["stage"] == "stage2", "global_epoch"]
+    for ax, metric in zip(axes.flat, metrics):
+        ax.plot(history["global_epoch"], history[metric], marker="o", label="train")
+        ax.plot(history["global_epoch"], history[f"val_{metric}"], marker="o", label="validation")
+        if len(stage2):
+            ax.axvline(stage2.iloc[0] - 0.5, color="grey", linestyle="--", label="fine-tuning starts")
+        ax.set(title=metric, xlabel="epoch")
+    axes.flat[0].legend()
+    fig.tight_layout()
+    return fig

@@ -3,6 +3,7 @@
     MODEL_DIR/model.keras        the whole model (architecture + weights), Keras 3 format
     MODEL_DIR/model.weights.h5   the weights alone, for rebuilding when model.keras will not load
     MODEL_DIR/model.json         the sidecar: how to rebuild and use the model, and how it scored
+    MODEL_DIR/training_files.json  content hashes of the training and validation images (overlap checks)
 
 Every file is written to a temporary name first and renamed into place, so a crash never leaves a
 half-written model behind.
@@ -19,6 +20,7 @@ from pathlib import Path
 MODEL_FILE = "model.keras"
 WEIGHTS_FILE = "model.weights.h5"
 SIDECAR_FILE = "model.json"
+TRAINING_FILES = "training_files.json"
 
 
 class ModelFileError(ValueError):

@@ -36,10 +36,43 @@ class TrainResult:
     frames: dict = field(default_factory=dict)
 
 
-def p_fake(model, frame: pd.DataFrame, image_size: int, batch_size: int) -> np.ndarray:
+MODES = ("real+fake", "real+sbi", "real+fake+sbi")  # what the detector learns "fake" from (lesson 07)
+
+
+def dataset(frame: pd.DataFrame, profile: config.Profile, shuffle: bool = False, cache: bool = False):
+    """The profile's tf.data pipeline for `frame`; synthetic rows (self-blended images) are made on the fly."""
+    transform = None
+    if "transform_seed" in frame and (frame["transform_seed"] >= 0).any():
+        from helpers import sbi
+
+        transform = sbi.pseudo_fake
+    return data.make_dataset(frame, profile.image_size, profile.batch_size, shuffle=shuffle, cache=cache,
+                             transform=transform)
+
+
+def with_mode(frames: dict[str, pd.DataFrame], mode: str, seed: int = config.SEED) -> dict[str, pd.DataFrame]:
+    """Training and validation frames for a mode; the test split is always left as it is.
+
+    real+fake: the data as it is. real+sbi: real images and self-blended pseudo-fakes made from them,
+    no real fake at all. real+fake+sbi: both kinds of fakes.
+    """
+    if mode not in MODES:
+        raise ValueError(f"Unknown training mode {mode!r}: choose one of {', '.join(MODES)}.")
+    if mode == "real+fake":
+        return frames
+    from helpers import sbi
+
+    result = dict(frames)
+    for split in ("train", "validation"):
+        frame = frames[split] if mode == "real+fake+sbi" else frames[split][frames[split]["label"] == 0]
+        result[split] = sbi.add_pseudo_fakes(frame.reset_index(drop=True), seed=seed)
+        result[split].attrs.update(frames[split].attrs)
+    return result
+
+
+def p_fake(model, frame: pd.DataFrame, profile: config.Profile) -> np.ndarray:
     """p(fake) for every image of `frame`, in order."""
-    dataset = data.make_dataset(frame, image_size, batch_size, cache=False)
-    return model.predict(dataset, verbose=0)[:, 1]
+    return model.predict(dataset(frame, profile), verbose=0)[:, 1]
 
 
 def _feature_cache_path(model, frame: pd.DataFrame, image_size: int) -> Path:
@@ -47,13 +80,12 @@ def _feature_cache_path(model, frame: pd.DataFrame, image_size: int) -> Path:
     return config.CACHE_DIR / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
 
 
-def extract_features(model, frame: pd.DataFrame, image_size: int, batch_size: int) -> np.ndarray:
+def extract_features(model, frame: pd.DataFrame, profile: config.Profile) -> np.ndarray:
     """Pooled backbone features of every image, computed once and cached on disk."""
-    path = _feature_cache_path(model, frame, image_size)
+    path = _feature_cache_path(model, frame, profile.image_size)
     if path.is_file():
         return np.load(path)
-    dataset = data.make_dataset(frame, image_size, batch_size, cache=False)
-    features = detector.feature_extractor(model).predict(dataset, verbose=0)
+    features = detector.feature_extractor(model).predict(dataset(frame, profile), verbose=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, features)
@@ -96,18 +128,16 @@ def train_stage1(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.
                                  resumable=not use_feature_cache)
     if use_feature_cache:
         head = detector.compile_model(detector.head_model(model), profile.stage1_lr)
-        x_train = extract_features(model, train, profile.image_size, profile.batch_size)
-        x_val = extract_features(model, val, profile.image_size, profile.batch_size)
+        x_train = extract_features(model, train, profile)
+        x_val = extract_features(model, val, profile)
         history = head.fit(x_train, train["label"].to_numpy(), validation_data=(x_val, val["label"].to_numpy()),
                            epochs=profile.stage1_epochs, batch_size=profile.batch_size, class_weight=weights,
                            callbacks=callbacks, shuffle=True, verbose=verbose)
         head.load_weights(best)
     else:
         detector.compile_model(model, profile.stage1_lr)
-        history = model.fit(data.make_dataset(train, profile.image_size, profile.batch_size, shuffle=True,
-                                              cache=profile.cache_images),
-                            validation_data=data.make_dataset(val, profile.image_size, profile.batch_size,
-                                                              cache=profile.cache_images),
+        history = model.fit(dataset(train, profile, shuffle=True, cache=profile.cache_images),
+                            validation_data=dataset(val, profile, cache=profile.cache_images),
                             epochs=profile.stage1_epochs, class_weight=weights, callbacks=callbacks,
                             shuffle=False, verbose=verbose)  # the dataset shuffles itself
         model.load_weights(best)
@@ -121,10 +151,8 @@ def train_stage2(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.
     blocks = detector.unfreeze_top_blocks(model, profile.unfreeze_blocks if n_blocks is None else n_blocks)
     detector.compile_model(model, profile.stage2_lr)
     callbacks, best = _callbacks(out_dir, "stage2", patience=3, resumable=True)
-    history = model.fit(data.make_dataset(train, profile.image_size, profile.batch_size, shuffle=True,
-                                          cache=profile.cache_images),
-                        validation_data=data.make_dataset(val, profile.image_size, profile.batch_size,
-                                                          cache=profile.cache_images),
+    history = model.fit(dataset(train, profile, shuffle=True, cache=profile.cache_images),
+                        validation_data=dataset(val, profile, cache=profile.cache_images),
                         epochs=profile.stage2_epochs if epochs is None else epochs,
                         class_weight=data.class_weights(train["label"]), callbacks=callbacks,
                         shuffle=False, verbose=verbose)  # the dataset shuffles itself
@@ -135,6 +163,26 @@ def train_stage2(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.
     return frame
 
 
+def stage1_epoch_times(model, train: pd.DataFrame, profile: config.Profile) -> pd.DataFrame:
+    """Measure the fast path: one stage-1 epoch on images vs extracting features once + one epoch on them."""
+    detector.freeze_backbone(model)
+    images = dataset(train, profile)
+    started = time.perf_counter()
+    features = detector.feature_extractor(model).predict(images, verbose=0)
+    extract = time.perf_counter() - started
+    head = detector.compile_model(detector.head_model(model), profile.stage1_lr)
+    started = time.perf_counter()
+    head.fit(features, train["label"].to_numpy(), epochs=1, batch_size=profile.batch_size, verbose=0)
+    head_epoch = time.perf_counter() - started
+    detector.compile_model(model, profile.stage1_lr)
+    started = time.perf_counter()
+    model.fit(images, epochs=1, verbose=0)
+    image_epoch = time.perf_counter() - started
+    return pd.DataFrame({"seconds": {"one epoch on images (backbone runs every time)": image_epoch,
+                                     "extract features once": extract,
+                                     "one epoch on cached features": head_epoch}}).round(2)
+
+
 def joined_history(*stages: pd.DataFrame) -> pd.DataFrame:
     """Both stages' epoch logs in one frame, with a running epoch number for plotting."""
     history = pd.concat(stages, ignore_index=True)
@@ -142,58 +190,96 @@ def joined_history(*stages: pd.DataFrame) -> pd.DataFrame:
     return history
 
 
-def training_metadata(backbone: str, profile: config.Profile, frames: dict, val_scores: np.ndarray,
-                      extra: dict | None = None) -> dict:
-    """The sidecar: everything needed to rebuild and use the model, and how it scored on validation."""
-    val_labels = frames["validation"]["label"].to_numpy()
-    threshold = metrics.balanced_threshold(val_labels, val_scores)
-    return {
+def model_dir(root=None, profile: config.Profile | None = None, mode: str = "real+fake") -> Path:
+    """Where the lessons keep a model: models/<profile>-<data folder>, plus -<mode> for the SBI modes."""
+    profile = profile or config.get_profile()
+    suffix = "" if mode == "real+fake" else "-" + mode.replace("+", "-")
+    return config.MODELS_DIR / f"{profile.name}-{config.data_root(root).name}{suffix}"
+
+
+def load_frames(root=None, profile: config.Profile | None = None, verbose: bool = True) -> dict[str, pd.DataFrame]:
+    """Index, scan and subset a data root; return its usable images by split."""
+    frame, report = data.load_split(root, profile, progress=verbose)
+    if verbose:
+        print(f"{len(frame)} images in the {(profile or config.get_profile()).name} profile; "
+              f"{len(report.bad)} unreadable files left out.")
+    return data.by_split(frame)
+
+
+def save_trained(model, backbone: str, profile: config.Profile, frames: dict, history: pd.DataFrame,
+                 out_dir: Path, extra: dict | None = None) -> dict:
+    """Choose the threshold on validation data, then save the model folder with its sidecar and history."""
+    val = frames["validation"]
+    val_scores = p_fake(model, val, profile)
+    threshold = metrics.balanced_threshold(val["label"], val_scores)
+    metadata = {
         "backbone": backbone,
         "image_size": profile.image_size,
         "class_names": list(data.CLASS_NAMES),
         "threshold": threshold,
         "threshold_rule": "equal recall of real and fake on the validation split",
         "profile": profile.name,
-        "data": {"root": frames["train"].attrs.get("root"), "layout": frames["train"].attrs.get("layout"),
+        "data": {"root": val.attrs.get("root"), "layout": val.attrs.get("layout"),
                  "fingerprint": data.fingerprint(frames["train"]),
                  "counts": {split: data.counts(frame).loc[split].to_dict() for split, frame in frames.items()}},
-        "validation": metrics.summary(val_labels, val_scores, threshold),
+        "validation": metrics.summary(val["label"], val_scores, threshold),
         **(extra or {}),
     }
+    saving.save_model(model, out_dir, metadata)
+    history.to_csv(Path(out_dir) / "history.csv", index=False)
+    saving.write_json(Path(out_dir) / saving.TRAINING_FILES, {split: data.content_hashes(frames[split])
+                                                       for split in ("train", "validation")})
+    return metadata
+
+
+def load_stage1(root=None, profile: config.Profile | None = None, verbose: int | str = 2):
+    """The stage-1 model lesson 03 saved, as (model, metadata, history).
+
+    If it is missing, the `smoke` profile trains it here in seconds; other profiles ask you to run
+    lesson 03 (or `python -m helpers.train`) first rather than silently spending minutes.
+    """
+    profile = profile or config.get_profile()
+    folder = model_dir(root, profile) / "stage1"
+    if not (folder / saving.SIDECAR_FILE).is_file():
+        if profile.name != "smoke":
+            raise FileNotFoundError(f"No stage-1 model in {folder}: run lesson 03 first (or "
+                                    f"`python -m helpers.train --profile {profile.name}`).")
+        print(f"No stage-1 model in {folder} yet: training one now (smoke profile, seconds).")
+        frames = load_frames(root, profile, verbose=False)
+        name, _ = backbones.resolve_backbone(config.backbone_name())
+        model = detector.build_classifier(name, profile.image_size)
+        history = train_stage1(model, frames["train"], frames["validation"], profile, folder.parent, verbose=verbose)
+        save_trained(model, name, profile, frames, joined_history(history), folder)
+    model, metadata = saving.load_model(folder)
+    return model, metadata, pd.read_csv(folder / "history.csv")
 
 
 def train(root=None, profile: config.Profile | str | None = None, out_dir=None, backbone: str | None = None,
-          n_blocks: int | None = None, verbose: int | str = "auto") -> TrainResult:
-    """Both stages on a data root, then choose the threshold on validation and save the model folder."""
+          n_blocks: int | None = None, mode: str = "real+fake", verbose: int | str = "auto") -> TrainResult:
+    """Both stages on a data root; saves the stage-1 model in OUT/stage1 and the final model in OUT."""
     profile = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
-    out_dir = Path(out_dir or config.MODELS_DIR / f"{profile.name}-{config.data_root(root).name}")
+    out_dir = Path(out_dir or model_dir(root, profile, mode))
     config.set_seeds()
-    frame, report = data.load_split(root, profile, progress=verbose != 0)
-    frames = {split: frame[frame["split"] == split].reset_index(drop=True) for split in data.SPLITS}
-    for part in frames.values():
-        part.attrs.update(frame.attrs)
+    frames = with_mode(load_frames(root, profile, verbose=verbose != 0), mode)
     name, reason = backbones.resolve_backbone(config.backbone_name(backbone))
-    print(f"Backbone: {name} ({reason}); profile {profile.name}; {len(frame)} images; "
-          f"{len(report.bad)} unreadable files left out.")
+    print(f"Backbone: {name} ({reason}).")
     model = detector.build_classifier(name, profile.image_size)
 
     started = time.perf_counter()
     stage1 = train_stage1(model, frames["train"], frames["validation"], profile, out_dir, verbose=verbose)
     stage1_seconds = time.perf_counter() - started
+    save_trained(model, name, profile, frames, joined_history(stage1), out_dir / "stage1", extra={"mode": mode})
     stage2 = train_stage2(model, frames["train"], frames["validation"], profile, out_dir, n_blocks=n_blocks,
                           verbose=verbose)
     seconds = time.perf_counter() - started
-
-    val_scores = p_fake(model, frames["validation"], profile.image_size, profile.batch_size)
     history = joined_history(stage1, stage2)
-    history.to_csv(out_dir / "history.csv", index=False)
-    metadata = training_metadata(name, profile, frames, val_scores, extra={
+    metadata = save_trained(model, name, profile, frames, history, out_dir, extra={
+        "mode": mode,
         "training": {"stage1_seconds": round(stage1_seconds, 1), "total_seconds": round(seconds, 1),
                      "stage1_feature_cache": profile.feature_cache,
                      "unfrozen_blocks": stage2.attrs["unfrozen_blocks"],
                      "epochs": {"stage1": len(stage1), "stage2": len(stage2)}},
     })
-    saving.save_model(model, out_dir, metadata)
     print(f"Saved {out_dir}: validation ROC-AUC {metadata['validation']['roc_auc']:.3f}, "
           f"threshold {metadata['threshold']:.3f}, {seconds / 60:.1f} min.")
     return TrainResult(model, history, metadata, frames)
@@ -206,9 +292,11 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="model folder to write (default: models/<profile>-<data folder>)")
     parser.add_argument("--backbone", help="auto, efficientnet_b0 or efficientnet_lite0 (default: auto)")
     parser.add_argument("--unfreeze-blocks", type=int, help="whole blocks fine-tuned in stage 2")
+    parser.add_argument("--mode", default="real+fake", choices=MODES,
+                        help="what the model learns 'fake' from: real fakes, self-blended images, or both")
     args = parser.parse_args(argv)
     try:
-        train(args.data, args.profile, args.out, args.backbone, n_blocks=args.unfreeze_blocks)
+        train(args.data, args.profile, args.out, args.backbone, n_blocks=args.unfreeze_blocks, mode=args.mode)
     except (ValueError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,0 +1,187 @@
+"""Score a saved model on a data folder: ROC-AUC, AP, and the metrics at its threshold and at 0.5.
+
+    python -m helpers.evaluate MODEL_DIR DATA_ROOT [--split test|validation|train|all] [--json OUT]
+
+Unreadable files are skipped and listed. If the images evaluated are the ones the model was trained
+or tuned on, the result says so loudly: those numbers measure memory, not detection.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import config, data, metrics, saving
+from helpers.predict import Detector, as_detector
+
+SPLIT_CHOICES = ("test", "validation", "train", "all")  # "all": every image, for a folder the model never saw
+_SEEN_SPLITS = {
+    "train": "the model was trained on these images, so the scores measure memory, not detection",
+    "validation": "the threshold and the best epoch were chosen on these images, so the scores are optimistic",
+    "all": "this includes the images the model was trained and tuned on, so the scores are optimistic",
+}
+SKIPPED_COLUMNS = ["path", "relpath", "split", "label", "error"]
+
+
+class OverlapWarning(UserWarning):
+    """The evaluated images include the ones the model was trained or tuned on."""
+
+
+@dataclass
+class Evaluation:
+    """What `evaluate` returns.
+
+    metrics: JSON-ready dict (metrics.summary plus model, data, skipped files and any overlap warning).
+    scores: one row per scored image: path, relpath, split, label, class_name, p_fake, predicted.
+    skipped: the files left out: path, relpath, split, label, error.
+    overlap: the overlap warning, or None.
+    """
+
+    metrics: dict
+    scores: pd.DataFrame
+    skipped: pd.DataFrame
+    overlap: str | None
+
+    def __str__(self) -> str:
+        return format_summary(self.metrics)
+
+
+def select_split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The rows of one split, or every row for "all"."""
+    if split not in SPLIT_CHOICES:
+        raise ValueError(f"Unknown split {split!r}: choose one of {', '.join(SPLIT_CHOICES)}.")
+    chosen = frame if split == "all" else frame[frame["split"] == split]
+    chosen = chosen.reset_index(drop=True)
+    chosen.attrs.update(frame.attrs)
+    return chosen
+
+
+def seen_hashes(directory) -> set[str]:
+    """Content hashes of the images a saved model learnt from (training_files.json), if it has them."""
+    path = Path(directory or "") / saving.TRAINING_FILES
+    if not directory or not path.is_file():
+        return set()
+    return {digest for hashes in json.loads(path.read_text()).values() for digest in hashes}
+
+
+def overlap_warning(training: dict, root: str, split: str, frame: pd.DataFrame,
+                    seen: set[str] = frozenset()) -> str | None:
+    """Why the images in `frame` (from `root`, `split`) overlap the training data in the sidecar, or None.
+
+    Three checks: the same root and a split the model has seen; the same files (by relative path
+    and size) as the training frame, wherever they now live; and images byte-identical to ones the
+    model trained or was validated on, under any name.
+    """
+    reasons = []
+    if training.get("root") and Path(training["root"]).resolve() == Path(root).resolve() and split in _SEEN_SPLITS:
+        reasons.append(f"split '{split}' of the training data root {root}: {_SEEN_SPLITS[split]}")
+    fingerprints = {data.fingerprint(frame), data.fingerprint(frame[frame["split"] == "train"])}
+    if training.get("fingerprint") in fingerprints:
+        reasons.append("the same files (names and sizes) as the model's training images")
+    if seen:
+        repeated = sum(digest in seen for digest in data.content_hashes(frame))
+        if repeated:
+            reasons.append(f"{repeated} of {len(frame)} images are byte-identical to training or validation images")
+    if not reasons:
+        return None
+    return "These images overlap the model's training data: " + "; ".join(reasons) + "."
+
+
+def _scored_and_skipped(detector: Detector, frame: pd.DataFrame, batch_size: int,
+                        progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predict every file of `frame`; split the rows into scored and (failed to decode) skipped."""
+    predictions = detector.predict_files(frame["path"].tolist(), batch_size=batch_size, progress=progress)
+    frame = frame.assign(p_fake=[p.p_fake for p in predictions], error=[p.error for p in predictions])
+    failed = frame["error"].notna()
+    scored = frame[~failed].drop(columns="error").reset_index(drop=True)
+    scored["predicted"] = [detector.label(p) for p in scored["p_fake"]]
+    return scored, frame.loc[failed, SKIPPED_COLUMNS].reset_index(drop=True)
+
+
+def evaluate(model_dir_or_detector: Detector | str | os.PathLike, data_root: str | os.PathLike | None = None,
+             split: str = "test", profile: config.Profile | str | None = None, batch_size: int = 32,
+             progress: bool = True) -> Evaluation:
+    """Score a model on one split of a data root (either layout), skipping unreadable files.
+
+    `profile` (optional) evaluates only its subset of the split, e.g. the `smoke` profile's few dozen images.
+    """
+    detector = as_detector(model_dir_or_detector)
+    frame = select_split(data.index_dataset(data_root), split)
+    root, layout = frame.attrs["root"], frame.attrs["layout"]
+    report = data.scan(frame, progress=progress)
+    good = report.good[list(frame.columns)]  # the scan's own columns (size, mode, ...) are not needed here
+    if profile is not None:
+        good = data.subset(good, profile if isinstance(profile, config.Profile) else config.get_profile(profile))
+    scored, failed = _scored_and_skipped(detector, good, batch_size, progress)
+    skipped = pd.concat([report.bad[SKIPPED_COLUMNS], failed], ignore_index=True)
+    if scored.empty:
+        raise ValueError(f"No readable images in split '{split}' of {root} ({len(skipped)} files skipped).")
+
+    overlap = overlap_warning(detector.metadata.get("data", {}), root, split, scored, seen_hashes(detector.directory))
+    if overlap:
+        warnings.warn(overlap, OverlapWarning, stacklevel=2)
+    result = {
+        "model": {"directory": str(detector.directory) if detector.directory else None,
+                  "backbone": detector.backbone, "image_size": detector.image_size,
+                  "threshold": detector.threshold},
+        "data": {"root": root, "layout": layout, "split": split,
+                 "profile": getattr(profile, "name", profile), "fingerprint": data.fingerprint(scored)},
+        "overlap_warning": overlap,
+        "skipped": [{"relpath": row.relpath, "error": row.error} for row in skipped.itertuples()],
+        **metrics.summary(scored["label"], scored["p_fake"], detector.threshold),
+    }
+    return Evaluation(result, scored, skipped, overlap)
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def format_summary(result: dict) -> str:
+    """A few lines for the terminal or a notebook: what was scored, the ranking metrics, both thresholds."""
+    counts = ", ".join(f"{n} {name}" for name, n in result["counts"].items())
+    lines = [f"{result['model']['backbone']} ({result['model']['image_size']} px) on {result['data']['root']}, "
+             f"split {result['data']['split']}: {result['n']} images ({counts}), {len(result['skipped'])} skipped.",
+             f"ROC-AUC {_number(result['roc_auc'])} | average precision {_number(result['average_precision'])} | "
+             f"EER {_number(result['eer'])}"]
+    for key in ("at_threshold", "at_0.5"):
+        part = result[key]
+        recall = ", ".join(f"{name} {value:.3f}" for name, value in part["recall"].items())
+        lines.append(f"at threshold {part['threshold']:.3f}: accuracy {part['accuracy']:.3f}, "
+                     f"balanced accuracy {part['balanced_accuracy']:.3f}, recall {recall}")
+    lines += [f"skipped: {item['relpath']}: {item['error']}" for item in result["skipped"]]
+    if result["overlap_warning"]:
+        lines.append(f"WARNING: {result['overlap_warning']}")
+    return "\n".join(lines)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("model_dir", help="a saved model folder (model.keras, model.weights.h5, model.json)")
+    parser.add_argument("data_root", help="a data folder in either layout (see helpers.data)")
+    parser.add_argument("--split", choices=SPLIT_CHOICES, default="test",
+                        help="which images to score (default: test; 'all' for a folder the model never saw)")
+    parser.add_argument("--profile", help="score only this profile's subset of the split (e.g. smoke)")
+    parser.add_argument("--json", type=Path, help="write the metrics to this JSON file")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args(argv)
+    try:
+        evaluation = evaluate(args.model_dir, args.data_root, args.split, args.profile, args.batch_size)
+        print(evaluation)
+        if args.json:
+            saving.write_json(args.json, evaluation.metrics)
+            print(f"Wrote {args.json}")
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -1,0 +1,113 @@
+"""Evaluating a saved model: metrics, splits, both layouts, bad files, the CLI and the overlap warning."""
+import json
+import shutil
+import warnings
+
+import pytest
+
+from helpers import data, evaluate, predict
+from tests.test_predict import write_bad_files
+
+SUMMARY_KEYS = {"n", "counts", "roc_auc", "average_precision", "eer", "at_threshold", "at_0.5"}
+
+
+@pytest.fixture(scope="module")
+def detector(trained_model_dir):
+    return predict.as_detector(trained_model_dir)
+
+
+@pytest.fixture
+def small_root(dfdc, tmp_path):
+    """Three real face images per split and class (copied bytes), and three bad files in Test/Fake."""
+    for split in ("Train", "Validation", "Test"):
+        for name in ("Real", "Fake"):
+            target = tmp_path / "small" / split / name
+            target.mkdir(parents=True)
+            for path in sorted((dfdc / split / name).iterdir())[:3]:
+                shutil.copy(path, target)
+    sample = next((dfdc / "Test" / "Fake").iterdir()).read_bytes()
+    write_bad_files(tmp_path / "small" / "Test" / "Fake", sample)
+    return tmp_path / "small"
+
+
+def test_test_split_metrics_and_scores(detector, dfdc):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", evaluate.OverlapWarning)  # the test split is not seen in training
+        result = evaluate.evaluate(detector, dfdc, progress=False)
+    assert SUMMARY_KEYS <= set(result.metrics) and result.overlap is None
+    assert result.metrics["n"] == 300 and result.metrics["counts"] == {"real": 150, "fake": 150}
+    assert result.metrics["at_threshold"]["threshold"] == detector.threshold
+    assert result.metrics["at_0.5"]["threshold"] == 0.5
+    assert result.metrics["data"]["layout"] == "splits" and result.skipped.empty
+    scores = result.scores
+    assert list(scores.columns) == ["path", "relpath", "split", "label", "class_name", "p_fake", "predicted"]
+    assert set(scores["split"]) == {"test"} and scores["p_fake"].between(0, 1).all()
+    first = scores.iloc[0]
+    assert first["p_fake"] == pytest.approx(detector.predict_image(first["path"]).p_fake, abs=1e-5)
+    assert "ROC-AUC" in str(result) and "balanced accuracy" in str(result)
+
+
+def test_flat_layout_and_every_image(detector, ffhq):
+    result = evaluate.evaluate(detector, ffhq, split="all", progress=False)
+    assert result.metrics["data"]["layout"] == "flat"
+    assert result.metrics["counts"] == {"real": 600, "fake": 200}
+    assert set(result.scores["split"]) == set(data.SPLITS)
+
+
+def test_flat_layout_test_split_matches_the_index(detector, ffhq):
+    result = evaluate.evaluate(detector, ffhq, progress=False)
+    expected = data.counts(data.index_dataset(ffhq)).loc["test"].to_dict()
+    assert result.metrics["counts"] == expected
+
+
+def test_bad_files_are_skipped_and_reported(detector, small_root):
+    result = evaluate.evaluate(detector, small_root, progress=False)
+    assert result.metrics["counts"] == {"real": 3, "fake": 3}
+    reasons = {item["relpath"]: item["error"] for item in result.metrics["skipped"]}
+    assert set(reasons) == {"Test/Fake/empty.jpg", "Test/Fake/notes.jpg", "Test/Fake/truncated.jpg"}
+    assert "empty" in reasons["Test/Fake/empty.jpg"] and "truncated" in reasons["Test/Fake/truncated.jpg"]
+    assert len(result.skipped) == 3 and "skipped: Test/Fake/notes.jpg" in str(result)
+    everything = evaluate.evaluate(detector, small_root, split="all", progress=False)
+    assert everything.metrics["n"] == 18 and len(everything.skipped) == 3
+
+
+def test_profile_subset(detector, dfdc):
+    result = evaluate.evaluate(detector, dfdc, profile="smoke", progress=False)
+    assert result.metrics["counts"] == {"real": 24, "fake": 24} and result.metrics["data"]["profile"] == "smoke"
+
+
+def test_unknown_split_is_refused(detector, dfdc):
+    with pytest.raises(ValueError, match="Unknown split"):
+        evaluate.evaluate(detector, dfdc, split="holdout", progress=False)
+
+
+def test_command_line_writes_json(trained_model_dir, small_root, tmp_path, capsys):
+    out = tmp_path / "reports" / "metrics.json"
+    assert evaluate._main([str(trained_model_dir), str(small_root), "--json", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert SUMMARY_KEYS <= set(written) and written["data"]["split"] == "test" and len(written["skipped"]) == 3
+    printed = capsys.readouterr().out
+    for words in ("ROC-AUC", "average precision", "at threshold 0.500", "recall real", "skipped: "):
+        assert words in printed
+
+
+def test_command_line_fails_plainly_on_a_bad_root(trained_model_dir, tmp_path, capsys):
+    assert evaluate._main([str(trained_model_dir), str(tmp_path / "nowhere")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_overlap_warning_on_seen_images_even_when_copied(detector, dfdc, tmp_path):
+    with pytest.warns(evaluate.OverlapWarning, match="trained on these images"):
+        result = evaluate.evaluate(detector, dfdc, split="train", profile="smoke", progress=False)
+    assert "same files" in result.overlap and result.metrics["overlap_warning"] == result.overlap
+    with pytest.warns(evaluate.OverlapWarning, match="chosen on these images"):
+        evaluate.evaluate(detector, dfdc, split="validation", profile="smoke", progress=False)
+
+    for row in result.scores.itertuples():  # the very training images, moved to a folder of their own
+        (tmp_path / "copy" / row.relpath).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(row.path, tmp_path / "copy" / row.relpath)
+    for split in ("Validation", "Test"):
+        for name in ("Real", "Fake"):
+            (tmp_path / "copy" / split / name).mkdir(parents=True)
+    with pytest.warns(evaluate.OverlapWarning, match="same files"):
+        evaluate.evaluate(detector, tmp_path / "copy", split="all", progress=False)

@@ -1,0 +1,157 @@
+"""Predicting with a saved model: every kind of input, bad files, batches, the CLI and damaged model folders."""
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers import images, predict, saving
+
+
+def write_bad_files(folder, jpeg_bytes: bytes) -> dict:
+    """An empty file, a text file and a truncated JPEG (from real bytes), each named like an image."""
+    folder.mkdir(parents=True, exist_ok=True)
+    contents = {"empty.jpg": b"", "notes.jpg": b"shopping list: eggs, milk\n",
+                "truncated.jpg": jpeg_bytes[: len(jpeg_bytes) // 2]}
+    for name, content in contents.items():
+        (folder / name).write_bytes(content)
+    return {"empty.jpg": "empty", "notes.jpg": "not an image", "truncated.jpg": "truncated or corrupt"}
+
+
+@pytest.fixture(scope="module")
+def detector(trained_model_dir):
+    return predict.as_detector(trained_model_dir)
+
+
+@pytest.fixture(scope="module")
+def faces(dfdc) -> list:
+    """Four real and four fake test faces."""
+    return [path for name in ("Real", "Fake") for path in sorted((dfdc / "Test" / name).iterdir())[:4]]
+
+
+def test_every_kind_of_source_gives_the_same_score(detector, faces):
+    path = faces[-1]
+    sources = [path, str(path), path.read_bytes(), Image.open(path), images.load_image(path)]
+    predictions = [detector.predict_image(source) for source in sources]
+    first = predictions[0]
+    assert 0.0 <= first.p_fake <= 1.0 and first.ok and first.source == str(path)
+    assert first.label == ("fake" if first.p_fake >= detector.threshold else "real")
+    assert first.threshold == detector.metadata["threshold"] and first.backbone == "efficientnet_lite0"
+    for prediction in predictions[1:]:
+        assert prediction.p_fake == pytest.approx(first.p_fake, abs=1e-6)
+        assert prediction.label == first.label
+    assert predictions[2].source == "image" and predictions[3].source == str(path)
+
+
+def test_module_level_call_reuses_the_loaded_model(trained_model_dir, detector, faces):
+    assert predict.as_detector(trained_model_dir) is detector
+    assert predict.predict_image(trained_model_dir, faces[0]) == detector.predict_image(faces[0])
+    assert predict.predict_image(detector, faces[0], name="upload.jpg").source == "upload.jpg"
+
+
+def test_threshold_decides_the_label(detector, faces):
+    scores = [detector.predict_image(path).p_fake for path in faces]
+    for score in scores:
+        assert detector.label(score) == ("fake" if score >= detector.threshold else "real")
+    assert detector.label(detector.threshold) == "fake"  # at the threshold counts as fake, as in metrics
+
+
+def test_bad_input_raises_a_plain_value_error(detector, faces, tmp_path):
+    expected = write_bad_files(tmp_path, faces[0].read_bytes())
+    for name, message in expected.items():
+        with pytest.raises(ValueError, match=message):
+            detector.predict_image(tmp_path / name)
+        with pytest.raises(ValueError, match=message):
+            detector.predict_image((tmp_path / name).read_bytes())
+    with pytest.raises(ValueError, match="no such file"):
+        detector.predict_image(tmp_path / "missing.jpg")
+
+
+def test_predict_files_reports_bad_files_and_keeps_going(detector, faces, tmp_path):
+    expected = write_bad_files(tmp_path / "bad", faces[0].read_bytes())
+    paths = [faces[0], tmp_path / "bad" / "empty.jpg", tmp_path / "missing.jpg", tmp_path / "bad", faces[1]]
+    predictions = detector.predict_files(paths, batch_size=2, progress=False)
+    by_source = {p.source: p for p in predictions}
+    assert [p.source for p in predictions] == [str(faces[0]), str(tmp_path / "bad" / "empty.jpg"),
+                                               str(tmp_path / "missing.jpg"),
+                                               *(str(tmp_path / "bad" / name) for name in sorted(expected)),
+                                               str(faces[1])]
+    assert by_source[str(faces[0])].ok and by_source[str(faces[1])].ok
+    assert "no such file" in by_source[str(tmp_path / "missing.jpg")].error
+    for name, message in expected.items():
+        bad = by_source[str(tmp_path / "bad" / name)]
+        assert message in bad.error and bad.p_fake is None and bad.label is None
+        assert not bad.error.startswith(str(tmp_path))  # the reason alone; the file is in `source`
+
+
+def test_batches_score_like_single_images(detector, faces):
+    batched = detector.predict_files(faces, batch_size=3, progress=False)
+    single = [detector.predict_image(path).p_fake for path in faces]
+    np.testing.assert_allclose([p.p_fake for p in batched], single, atol=1e-5)
+    assert len({round(score, 6) for score in single}) > 1  # the model does not answer one constant
+
+
+def test_folders_expand_to_their_images_recursively(tmp_path, faces):
+    for relative in ("b.jpg", "a/c.PNG", "a/deeper/d.jpeg", "notes.txt", ".hidden/e.jpg", ".f.jpg"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(b"")
+    expanded = predict.expand_paths([tmp_path, tmp_path / "notes.txt"])
+    assert [p.relative_to(tmp_path).as_posix() for p in expanded] == [
+        "a/c.PNG", "a/deeper/d.jpeg", "b.jpg", "notes.txt"]  # a file named explicitly is always tried
+
+
+def test_arrays_of_the_wrong_size_are_refused(detector):
+    with pytest.raises(ValueError, match="load_resized"):
+        detector.p_fake(np.zeros((2, 10, 10, 3), np.uint8))
+
+
+def test_command_line_prints_a_table_and_writes_csv(trained_model_dir, faces, tmp_path, capsys):
+    write_bad_files(tmp_path / "in", faces[0].read_bytes())
+    shutil.copy(faces[0], tmp_path / "in" / "face.jpg")
+    out = tmp_path / "out" / "predictions.csv"
+    assert predict._main([str(trained_model_dir), str(tmp_path / "in"), "--csv", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "face.jpg" in printed and "1 images scored, 3 left out." in printed
+    assert "left out: " in printed and "empty" in printed
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["source", "label", "p_fake", "threshold", "backbone", "error"]
+    assert len(table) == 4 and table["error"].notna().sum() == 3
+
+
+def test_command_line_fails_plainly_without_a_model(tmp_path, capsys):
+    assert predict._main([str(tmp_path), str(tmp_path)]) == 1
+    assert "model.json" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the saved model folder
+@pytest.fixture
+def model_copy(trained_model_dir, tmp_path):
+    return shutil.copytree(trained_model_dir, tmp_path / "model", ignore=shutil.ignore_patterns("checkpoints"))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+
+
+def test_rebuilding_from_weights_gives_identical_predictions(model_copy, faces, capsys):
+    batch = np.stack([images.load_resized(path, 96) for path in faces])
+    from_keras_file = predict.Detector.load(model_copy).p_fake(batch)
+    assert "rebuilding" not in capsys.readouterr().out
+    _truncate(model_copy / saving.MODEL_FILE)
+    rebuilt = predict.Detector.load(model_copy)
+    assert "rebuilding" in capsys.readouterr().out
+    np.testing.assert_allclose(rebuilt.p_fake(batch), from_keras_file, atol=1e-6)
+
+
+def test_damaged_weights_name_the_file(model_copy):
+    _truncate(model_copy / saving.MODEL_FILE)
+    _truncate(model_copy / saving.WEIGHTS_FILE)
+    with pytest.raises(saving.ModelFileError, match="model.weights.h5"):
+        predict.Detector.load(model_copy, verbose=False)
+
+
+def test_missing_sidecar_is_a_model_file_error(model_copy):
+    (model_copy / saving.SIDECAR_FILE).unlink()
+    with pytest.raises(saving.ModelFileError, match="model.json"):
+        predict.Detector.load(model_copy)
