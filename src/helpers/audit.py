@@ -1,0 +1,515 @@
+"""The data audit a careful practitioner runs before training: broken files, duplicates, shortcuts.
+
+A *shortcut* is a property that differs between the classes without being what makes an image
+real or fake: one class saved at another JPEG quality, a watermark stamped on every fake, a
+different image size. A model learns such a property happily, scores well on a test set that
+shares it, and fails on the first image that does not. The audit measures each property per
+image and asks how well it alone tells the classes apart (ROC-AUC, 0.5 = not at all); then it
+trains a tiny cross-validated classifier on all of them together.
+
+Entry point: `audit_dataset(scan_report_or_frame, profile=None) -> AuditReport`.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import imagehash
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+
+from helpers import config, data
+from helpers.images import load_image
+
+# Thresholds: named here so a learner can see, and change, what counts as a problem.
+# Perceptual hashes (64 bits) this close or closer are "the same picture". A re-saved or resized
+# copy lands within 0-2 bits; aligned faces of two different people rarely come closer than 6.
+NEAR_DUPLICATE_BITS = 4
+SHORTCUT_WARNING_AUC = 0.70  # one property alone separating the classes this well deserves a look
+SHORTCUT_CRITICAL_AUC = 0.90  # ... and this well means a model can cheat with it
+CHANCE_Z = 3.5  # an AUC must also sit this many standard errors above 0.5, so small sets do not cry wolf
+CORNER_FRACTION = 1 / 8  # side of each corner patch, as a fraction of the shorter image side
+BORDER_FRACTION = 1 / 16  # width of each border strip, likewise
+CV_FOLDS = 5
+FILE_PROPERTIES = "file properties"  # the two feature sets the metadata classifier is trained on
+WITH_REGIONS = "file properties + corners and borders"
+
+SEVERITIES = ("ok", "info", "warning", "critical")
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+# The IJG (libjpeg) base luminance table in natural order: every encoder built on libjpeg,
+# PIL included, scales this table by the quality setting.
+_IJG_LUMINANCE = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
+
+
+def _ijg_tables() -> np.ndarray:
+    """The luminance table libjpeg writes at each quality 1..100, shape (100, 64)."""
+    quality = np.arange(1, 101)[:, None]
+    scale = np.where(quality < 50, 5000 // quality, 200 - 2 * quality)
+    return np.clip((_IJG_LUMINANCE[None, :] * scale + 50) // 100, 1, 255)
+
+
+_QUALITY_TABLES = _ijg_tables()
+
+
+def estimate_jpeg_quality(quantization: dict | None) -> float:
+    """The libjpeg quality (1-100) whose luminance table is closest to the file's; 100 without one.
+
+    `quantization` is what PIL exposes as `image.quantization` for a JPEG. Images without it
+    (PNG and other lossless formats) count as quality 100: nothing was thrown away.
+    """
+    if not quantization:
+        return 100.0
+    table = np.asarray(quantization[min(quantization)], dtype=np.int64).ravel()[:64]
+    errors = np.abs(_QUALITY_TABLES - table).sum(axis=1)
+    return float(np.flatnonzero(errors == errors.min())[-1] + 1)  # ties near 100: the highest
+
+
+def region_statistics(pixels: np.ndarray) -> dict[str, float]:
+    """Brightness (mean), contrast (std) and edge strength of each corner patch and border strip.
+
+    A watermark, a logo or a camera timestamp lives in a corner or along an edge. Its sharp strokes
+    raise the edge strength (the mean grey-level step between neighbouring pixels) far above that
+    of a background, even when they barely change the region's mean or contrast.
+    """
+    grey = pixels.astype(np.float32) @ _LUMA
+    side = min(grey.shape)
+    patch = max(2, round(side * CORNER_FRACTION))
+    strip = max(2, round(side * BORDER_FRACTION))
+    regions = {
+        "corner_top_left": grey[:patch, :patch], "corner_top_right": grey[:patch, -patch:],
+        "corner_bottom_left": grey[-patch:, :patch], "corner_bottom_right": grey[-patch:, -patch:],
+        "border_top": grey[:strip], "border_bottom": grey[-strip:],
+        "border_left": grey[:, :strip], "border_right": grey[:, -strip:],
+    }
+    stats = {}
+    for name, region in regions.items():
+        stats[f"{name}_mean"] = float(region.mean())
+        stats[f"{name}_std"] = float(region.std())
+        stats[f"{name}_edges"] = float(np.abs(np.diff(region, axis=0)).mean() + np.abs(np.diff(region, axis=1)).mean())
+    return stats
+
+
+def describe_file(path: str) -> dict:
+    """Everything the audit measures on one readable file, from one read of its bytes."""
+    raw = Path(path).read_bytes()
+    with Image.open(io.BytesIO(raw)) as image:
+        properties = {
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "jpeg_quality": estimate_jpeg_quality(getattr(image, "quantization", None)),
+            "has_exif": "exif" in image.info,
+            "has_icc_profile": "icc_profile" in image.info,
+        }
+    pixels = load_image(raw, name=path)
+    properties["phash"] = str(imagehash.phash(Image.fromarray(pixels)))
+    properties.update(region_statistics(pixels))
+    return properties
+
+
+def describe_files(files: pd.DataFrame, progress: bool = True, workers: int = 4) -> pd.DataFrame:
+    """`files` (readable rows of a scan) with the audit's measurements added as columns."""
+    from tqdm.auto import tqdm
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        rows = list(tqdm(pool.map(describe_file, files["path"]), total=len(files), desc="auditing",
+                         disable=not progress, leave=False))
+    return pd.concat([files.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
+
+
+# ----------------------------------------------------------------------------- duplicates
+def _hash_bits(phashes: pd.Series) -> np.ndarray:
+    return np.stack([imagehash.hex_to_hash(h).hash.ravel() for h in phashes]).astype(np.float32)
+
+
+def near_pairs(phashes: pd.Series, max_bits: int = NEAR_DUPLICATE_BITS, chunk: int = 2048) -> pd.DataFrame:
+    """Index pairs (i < j) whose perceptual hashes differ in at most `max_bits` bits.
+
+    Every pair is compared (quadratic), in row blocks so memory stays small on large sets.
+    """
+    bits = _hash_bits(phashes) if len(phashes) else np.zeros((0, 64), np.float32)
+    pairs = []
+    for start in range(0, len(bits), chunk):
+        block = bits[start:start + chunk]
+        # Hamming distance of 0/1 vectors as two matrix products: fast, and exact in float32.
+        distance = block @ (1 - bits).T + (1 - block) @ bits.T
+        rows, cols = np.nonzero(distance <= max_bits)
+        rows = rows + start
+        keep = rows < cols
+        pairs.append(pd.DataFrame({"a": rows[keep], "b": cols[keep],
+                                   "distance": distance[rows[keep] - start, cols[keep]].astype(int)}))
+    return pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame(columns=["a", "b", "distance"])
+
+
+def find_duplicates(images: pd.DataFrame, max_bits: int = NEAR_DUPLICATE_BITS) -> pd.DataFrame:
+    """Every pair of images that are exact (same bytes) or near (close perceptual hash) duplicates."""
+    pairs = near_pairs(images["phash"], max_bits)
+    sha = images["sha256"].to_numpy()
+    # Identical bytes always decode to identical hashes, so exact pairs are among the near ones.
+    pairs["kind"] = np.where(sha[pairs["a"]] == sha[pairs["b"]], "exact", "near")
+    columns = ["path", "relpath", "split", "class_name"]
+    side_a = images.loc[pairs["a"], columns].reset_index(drop=True).add_suffix("_a")
+    side_b = images.loc[pairs["b"], columns].reset_index(drop=True).add_suffix("_b")
+    positions = pairs[["a", "b"]].rename(columns={"a": "index_a", "b": "index_b"})  # rows of `images`
+    result = pd.concat([pairs[["kind", "distance"]], positions, side_a, side_b], axis=1)
+    result["across_splits"] = result["split_a"] != result["split_b"]
+    result["across_classes"] = result["class_name_a"] != result["class_name_b"]
+    return result.sort_values(["kind", "distance", "relpath_a"]).reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- shortcuts
+def is_region_feature(name: str) -> bool:
+    """Corner and border statistics measure pixels (content), the rest measure the file."""
+    return name.startswith(("corner_", "border_"))
+
+
+def metadata_features(images: pd.DataFrame) -> pd.DataFrame:
+    """The numeric properties a shortcut could hide in: size, file, encoding, metadata, edges."""
+    features = pd.DataFrame({
+        "width": images["width"], "height": images["height"], "file_bytes": images["bytes"],
+        "jpeg_quality": images["jpeg_quality"],
+        "has_exif": images["has_exif"].astype(int), "has_icc_profile": images["has_icc_profile"].astype(int),
+    })
+    for column in ("format", "mode"):  # one indicator per value, when the set holds more than one
+        values = sorted(images[column].unique())
+        if len(values) > 1:
+            for value in values:
+                features[f"{column}_is_{value}"] = (images[column] == value).astype(int)
+    regions = [c for c in images.columns if is_region_feature(c)]
+    return pd.concat([features, images[regions]], axis=1).astype(float).reset_index(drop=True)
+
+
+def chance_margin(labels) -> float:
+    """How far from 0.5 an AUC must be (CHANCE_Z standard errors) before it is more than luck."""
+    labels = np.asarray(labels)
+    n_fake, n_real = int((labels == 1).sum()), int((labels == 0).sum())
+    if min(n_fake, n_real) == 0:
+        return 0.5
+    return CHANCE_Z * float(np.sqrt((n_fake + n_real + 1) / (12 * n_fake * n_real)))
+
+
+def severity_of(auc: float, margin: float) -> str:
+    """ok (chance), info (real but weak), warning or critical, from an AUC and the chance margin."""
+    if auc < 0.5 + margin:
+        return "ok"
+    if auc >= SHORTCUT_CRITICAL_AUC:
+        return "critical"
+    return "warning" if auc >= SHORTCUT_WARNING_AUC else "info"
+
+
+def feature_aucs(features: pd.DataFrame, labels) -> pd.DataFrame:
+    """How well each property alone separates the classes, strongest first.
+
+    `auc` is the ROC-AUC in whichever direction is larger (0.5 = no signal, 1.0 = perfect);
+    `higher_in` says which class has the larger values.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels)
+    margin = chance_margin(labels)
+    rows = []
+    for name, values in features.items():
+        raw = roc_auc_score(labels, values) if values.nunique() > 1 else 0.5
+        auc = max(raw, 1 - raw)
+        rows.append({"feature": name, "auc": auc,
+                     "higher_in": "-" if auc == 0.5 else data.CLASS_NAMES[int(raw > 0.5)],
+                     "real_median": values[labels == 0].median(), "fake_median": values[labels == 1].median(),
+                     "severity": severity_of(auc, margin)})
+    return pd.DataFrame(rows).sort_values("auc", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def duplicate_groups(n_images: int, duplicates: pd.DataFrame) -> np.ndarray:
+    """A group number per image: images linked by `find_duplicates` pairs, directly or not, share one."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    links = coo_matrix((np.ones(len(duplicates)), (duplicates["index_a"], duplicates["index_b"])),
+                       shape=(n_images, n_images))
+    return connected_components(links, directed=False)[1]
+
+
+def metadata_classifier_auc(features: pd.DataFrame, labels, groups=None, seed: int = config.SEED) -> float | None:
+    """Cross-validated ROC-AUC of a small random forest that sees only `features`; None if too few images.
+
+    Images of one `group` (duplicates of each other) stay in the same fold. Otherwise a real frame
+    and the fake made from it, nearly identical in every property, land on both sides of a split,
+    and the held-out one is predicted as its twin's class: the score says more about the pairing
+    than about the properties.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+
+    labels = np.asarray(labels)
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    folds = min(CV_FOLDS, int(np.bincount(labels, minlength=2).min()), len(np.unique(groups)))
+    if folds < 2:
+        return None
+    forest = RandomForestClassifier(n_estimators=50, max_depth=4, min_samples_leaf=2, random_state=seed, n_jobs=1)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    scores = cross_val_predict(forest, features, labels, groups=groups, cv=splitter, method="predict_proba")[:, 1]
+    return float(roc_auc_score(labels, scores))
+
+
+def classifier_aucs(features: pd.DataFrame, labels, groups=None, seed: int = config.SEED) -> dict[str, float | None]:
+    """The metadata classifier twice: on file properties alone, then with corners and borders added.
+
+    Kept apart because they mean different things: a file property that separates the classes is
+    almost always a shortcut; corners and borders also see the picture itself (a generator's
+    smooth backgrounds, say), which may be a real trait of the fakes or a background shortcut.
+    """
+    file_only = features[[c for c in features.columns if not is_region_feature(c)]]
+    return {FILE_PROPERTIES: metadata_classifier_auc(file_only, labels, groups, seed),
+            WITH_REGIONS: metadata_classifier_auc(features, labels, groups, seed)}
+
+
+# ----------------------------------------------------------------------------- findings
+@dataclass(frozen=True)
+class Finding:
+    """One result of the audit, in plain English."""
+
+    kind: str  # unreadable | exact_duplicate | near_duplicate | shortcut | metadata_classifier
+    severity: str  # ok | info | warning | critical
+    message: str
+    features: tuple[str, ...] = ()  # for shortcuts: the leaking properties, strongest first
+
+
+REGION_GROUP = "corners and borders (watermarks, logos)"
+_PROPERTY_GROUPS = {  # feature-name prefix -> the property a learner would recognise
+    "width": "image size", "height": "image size", "file_bytes": "file size",
+    "jpeg_quality": "JPEG quality", "format_is_": "file format", "mode_is_": "colour mode",
+    "has_exif": "metadata (EXIF, ICC profile)", "has_icc_profile": "metadata (EXIF, ICC profile)",
+    "corner_": REGION_GROUP, "border_": REGION_GROUP,
+}
+
+
+def property_group(feature: str) -> str:
+    return next(group for prefix, group in _PROPERTY_GROUPS.items() if feature.startswith(prefix))
+
+
+def _example(pairs: pd.DataFrame) -> str:
+    first = pairs.iloc[0]
+    return f"e.g. {first['relpath_a']} and {first['relpath_b']}"
+
+
+def unreadable_findings(unreadable: pd.DataFrame) -> list[Finding]:
+    if unreadable.empty:
+        return [Finding("unreadable", "ok", "Every file could be opened and decoded.")]
+    names = ", ".join(unreadable["relpath"].head(3))
+    return [Finding("unreadable", "warning",
+                    f"{len(unreadable)} file(s) cannot be read ({names}{', ...' if len(unreadable) > 3 else ''}); "
+                    "the lessons leave them out, but find out why: a broken download may have lost more.")]
+
+
+def duplicate_findings(pairs: pd.DataFrame, n_images: int) -> list[Finding]:
+    findings = []
+    exact, near = pairs[pairs["kind"] == "exact"], pairs[pairs["kind"] == "near"]
+    conflicts = exact[exact["across_classes"]]
+    if len(conflicts):
+        findings.append(Finding("exact_duplicate", "critical",
+                                f"{len(conflicts)} identical file pair(s) carry both labels, real and fake "
+                                f"({_example(conflicts)}): at least one label is wrong."))
+    if exact["across_splits"].any():
+        leaked = exact[exact["across_splits"]]
+        findings.append(Finding("exact_duplicate", "critical",
+                                f"{len(leaked)} identical file pair(s) sit in two splits ({_example(leaked)}): "
+                                "the model is tested on images it trained on, which inflates every metric. "
+                                "Keep each in one split only."))
+    within = exact[~exact["across_splits"] & ~exact["across_classes"]]
+    if len(within):
+        findings.append(Finding("exact_duplicate", "warning",
+                                f"{len(within)} identical file pair(s) within one split ({_example(within)}): "
+                                "each counts twice in training and evaluation."))
+    if exact.empty:
+        findings.append(Finding("exact_duplicate", "ok", f"No two of the {n_images} files have identical bytes."))
+    if near["across_splits"].any():
+        leaked = near[near["across_splits"]]
+        findings.append(Finding("near_duplicate", "warning",
+                                f"{len(leaked)} near-identical pair(s) across splits ({_example(leaked)}; perceptual "
+                                f"hashes within {NEAR_DUPLICATE_BITS} bits): look at them. The same picture, or the "
+                                "same person in the same scene, in two splits lets a model recognise instead of "
+                                "detect; keep such images in one split."))
+    if (~near["across_splits"]).any():
+        inside = near[~near["across_splits"]]
+        paired = int(inside["across_classes"].sum())
+        findings.append(Finding("near_duplicate", "info",
+                                f"{len(inside)} near-identical pair(s) within a split ({paired} of them a real and a "
+                                f"fake, e.g. a fake made from that real frame; {_example(inside)}): harmless for "
+                                "evaluation as long as they stay in the same split."))
+    if near.empty:
+        findings.append(Finding("near_duplicate", "ok",
+                                f"No near-duplicates (perceptual hashes within {NEAR_DUPLICATE_BITS} bits)."))
+    return findings
+
+
+_SAVING_ADVICE = "How a file was saved says nothing about how its face was made: prepare both classes the same way."
+_ADVICE = {  # property group -> what to do about it; anything else is about how files were saved
+    "file size": ("File size follows both how a file was saved and how much detail it holds (smoother faces "
+                  "compress smaller): if size, format and JPEG quality match between the classes, it reflects content."),
+    REGION_GROUP: (
+        "Corners and borders also show the picture itself (a generator's smooth backgrounds, say): "
+        "look at a few images to tell a stamped mark, which must go, from a trait of the fakes."),
+}
+
+
+def shortcut_findings(aucs: pd.DataFrame) -> list[Finding]:
+    """One finding per property group that separates the classes beyond chance."""
+    flagged = aucs[aucs["severity"] != "ok"].assign(group=lambda t: t["feature"].map(property_group))
+    if flagged.empty:
+        return [Finding("shortcut", "ok", "No single property (size, file size, JPEG quality, format, colour mode, "
+                                          "metadata, corners, borders) separates the classes beyond chance.")]
+    findings = []
+    for group, rows in flagged.groupby("group", sort=False):
+        top = rows.iloc[0]
+        severity = max(rows["severity"], key=SEVERITIES.index)
+        consequence = {"critical": "a model can tell the classes apart from this alone",
+                       "warning": "a model could lean on it",
+                       "info": "a weak but real difference"}[severity]
+        advice = _ADVICE.get(group, _SAVING_ADVICE)
+        findings.append(Finding(
+            "shortcut", severity,
+            f"{group}: {top['feature']} separates the classes with AUC {top['auc']:.2f} (higher in "
+            f"{top['higher_in']}; median real {top['real_median']:.4g}, fake {top['fake_median']:.4g}): "
+            f"{consequence}. {advice}", tuple(rows["feature"])))
+    return findings
+
+
+def classifier_finding(feature_set: str, auc: float | None, labels) -> Finding:
+    if auc is None:
+        return Finding("metadata_classifier", "info", "Too few images of one class to cross-validate a classifier.")
+    severity = severity_of(auc, chance_margin(labels))  # below 0.5 is no shortcut: nothing to exploit
+    verdict = {"ok": "no sign that a model could cheat with them",
+               "info": "a weak signal; see which single properties carry it",
+               "warning": "a model could learn part of the task from them alone",
+               "critical": "a model could cheat: fix the data before trusting any score"}[severity]
+    return Finding("metadata_classifier", severity,
+                   f"A small classifier that sees only the {feature_set} (not the faces) reaches ROC-AUC "
+                   f"{auc:.2f} ({CV_FOLDS}-fold cross-validated, 0.5 = chance): {verdict}.")
+
+
+# ----------------------------------------------------------------------------- the report
+@dataclass
+class AuditReport:
+    """What `audit_dataset` found. `findings` lists every check; `problems` only what needs attention."""
+
+    images: pd.DataFrame  # one row per audited image with everything measured
+    unreadable: pd.DataFrame
+    duplicates: pd.DataFrame  # pairs: kind (exact | near), distance, both files (index_a/b: rows of images)
+    feature_aucs: pd.DataFrame
+    classifier_aucs: dict[str, float | None]  # feature set -> cross-validated ROC-AUC
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+    scope: str = ""
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity in ("warning", "critical")]
+
+    @property
+    def metadata_auc(self) -> float | None:
+        """The headline number: the classifier on file properties alone."""
+        return self.classifier_aucs[FILE_PROPERTIES]
+
+    @property
+    def flagged_features(self) -> list[str]:
+        return self.feature_aucs.loc[self.feature_aucs["severity"] != "ok", "feature"].tolist()
+
+    def duplicate_counts(self) -> pd.DataFrame:
+        """Pairs of exact and near duplicates, within one split and across splits."""
+        table = pd.crosstab(self.duplicates["kind"], self.duplicates["across_splits"])
+        table = table.reindex(index=["exact", "near"], columns=[False, True], fill_value=0)
+        table.columns = ["within a split", "across splits"]
+        return table
+
+    def summary(self) -> pd.DataFrame:
+        """The findings as a table, worst first."""
+        table = pd.DataFrame([(f.severity, f.kind, f.message) for f in self.findings],
+                             columns=["severity", "check", "finding"])
+        order = table["severity"].map(SEVERITIES.index)
+        return table.iloc[order.sort_values(ascending=False, kind="stable").index].reset_index(drop=True)
+
+    def __str__(self) -> str:
+        lines = [f"Audited {len(self.images)} images ({self.scope}) in {self.seconds:.1f} s: "
+                 f"{len(self.problems)} problem(s)."]
+        lines += [f"  [{row.severity:>8}] {row.check}: {row.finding}" for row in self.summary().itertuples()]
+        return "\n".join(lines)
+
+
+def _readable_files(source: data.ScanReport | pd.DataFrame, progress: bool) -> pd.DataFrame:
+    """A scan's file table: from a ScanReport, a scanned frame, or an index frame (scanned here)."""
+    if isinstance(source, data.ScanReport):
+        return source.files
+    return source if "ok" in source.columns else data.scan(source, progress=progress).files
+
+
+def audit_dataset(source: data.ScanReport | pd.DataFrame, profile: config.Profile | None = None,
+                  progress: bool = True, workers: int = 4, seed: int = config.SEED) -> AuditReport:
+    """Audit a dataset: unreadable files, exact and near duplicates, and shortcuts.
+
+    `source` is a `data.scan` report, or a frame from `data.index_dataset` (scanned here). With a
+    `profile`, only its subset of the readable images is audited (unreadable ones are all listed).
+    """
+    started = time.perf_counter()
+    files = _readable_files(source, progress)
+    unreadable = files[~files["ok"]].reset_index(drop=True)
+    readable = files[files["ok"]].reset_index(drop=True)
+    readable.attrs.update(files.attrs)
+    chosen = data.subset(readable, profile, seed=seed) if profile else readable
+    scope = (f"{profile.name} profile: {len(chosen)} of {len(readable)} readable images"
+             if profile else f"all {len(readable)} readable images")
+    images = describe_files(chosen, progress=progress, workers=workers)
+    duplicates = find_duplicates(images)
+    features = metadata_features(images)
+    aucs = feature_aucs(features, images["label"])
+    groups = duplicate_groups(len(images), duplicates)
+    classifiers = classifier_aucs(features, images["label"], groups, seed)
+    findings = (unreadable_findings(unreadable) + duplicate_findings(duplicates, len(images))
+                + shortcut_findings(aucs)
+                + [classifier_finding(name, auc, images["label"]) for name, auc in classifiers.items()])
+    return AuditReport(images, unreadable, duplicates, aucs, classifiers, findings,
+                       time.perf_counter() - started, f"{scope} under {files.attrs.get('root', '?')}")
+
+
+# ----------------------------------------------------------------------------- planting shortcuts
+def stamp_watermark(pixels: np.ndarray, text: str = "AI-GENERATED") -> np.ndarray:
+    """The image with `text` stamped in white into its bottom-right corner, as some generators publish."""
+    image = Image.fromarray(pixels)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=max(8, image.height // 16))
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    margin = max(2, image.height // 64)
+    draw.text((image.width - (right - left) - margin - left, image.height - (bottom - top) - margin - top),
+              text, fill=(255, 255, 255), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
+    return np.asarray(image)
+
+
+def plant_shortcuts(frame: pd.DataFrame, folder: str | Path, watermark: bool = True,
+                    fake_quality: int | None = None, quality: int = 90) -> Path:
+    """Copy `frame`'s images into `folder` (Train/Validation/Test x Real/Fake) with shortcuts planted.
+
+    Every image is decoded and re-saved at `quality`; fakes get a watermark and/or `fake_quality`
+    instead. This rebuilds, on a small scale, how the StyleGAN2 fakes of ffhq-stylegan2 were
+    first published. Each image keeps its split, so `frame` needs all three. It writes only
+    inside `folder`, never into the data.
+    """
+    folder = Path(folder)
+    if folder.exists():
+        shutil.rmtree(folder)
+    for row in frame.itertuples():
+        pixels = load_image(row.path)
+        is_fake = row.label == 1
+        if is_fake and watermark:
+            pixels = stamp_watermark(pixels)
+        target = folder / row.split.title() / row.class_name.title() / Path(row.relpath).with_suffix(".jpg").name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(target, quality=fake_quality if (is_fake and fake_quality) else quality)
+    return folder
