@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from helpers import augment, data
+from helpers import augment, data, spectrum
+from tests.test_spectrum import textured_images
 
 LAYER_NAMES = ["augment_flip", "augment_rotation", "augment_zoom", "augment_jpeg", "augment_blur"]
 
@@ -13,10 +15,7 @@ LAYER_NAMES = ["augment_flip", "augment_rotation", "augment_zoom", "augment_jpeg
 @pytest.fixture(scope="module")
 def textures() -> np.ndarray:
     """Eight 48 px uint8 images with both smooth shading and fine detail (no symmetry to hide a flip)."""
-    rng = np.random.default_rng(0)
-    ramp = np.linspace(0, 160, 48)[None, :, None, None] + np.linspace(0, 60, 48)[None, None, :, None]
-    detail = rng.normal(0, 25, (8, 48, 48, 3))
-    return np.clip(ramp + detail + 20, 0, 255).astype(np.uint8)
+    return textured_images(8, 48)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +91,7 @@ def test_jpeg_layer_compresses_like_a_jpeg_encoder(faces):
 def test_blur_layer_gives_each_image_its_own_sigma(textures):
     layer = augment.RandomBlur(max_sigma=2.0, probability=1.0, seed=1)
     out = layer(textures.astype(np.float32), training=True).numpy()
-    kept = [augment.high_frequency_kept(a, b) for a, b in zip(textures, out)]
+    kept = [spectrum.high_frequency_kept(a, b) for a, b in zip(textures, out)]
     assert max(kept) < 0.9 and max(kept) - min(kept) > 0.05
     untouched = augment.RandomBlur(probability=0.0)(textures.astype(np.float32), training=True).numpy()
     np.testing.assert_allclose(untouched, textures, atol=1e-3)
@@ -172,12 +171,8 @@ def test_apply_perturbation_handles_edge_cases(textures):
 # ----------------------------------------------------------------------------- measurements
 
 
-def test_measurements_on_unchanged_and_flat_images(textures):
-    image = textures[0]
-    assert augment.psnr(image, image) == float("inf")
-    assert augment.high_frequency_kept(image, image) == pytest.approx(1.0)
-    assert augment.high_frequency_correlation(image, image) == pytest.approx(1.0)
-    np.testing.assert_allclose(augment.high_pass(np.full((32, 32, 3), 128, np.uint8)), 0, atol=1e-9)
+def test_psnr_of_an_unchanged_image_is_infinite(textures):
+    assert augment.psnr(textures[0], textures[0]) == float("inf")
 
 
 def test_tables_cover_every_level_and_layer(textures):
@@ -190,11 +185,21 @@ def test_tables_cover_every_level_and_layer(textures):
     assert layers.set_index("layer").loc["augment_flip", "hf_energy_kept"] == pytest.approx(1.0)
 
 
-def test_radial_spectrum_shows_blur_removing_fine_detail(textures):
-    frequencies, power = augment.radial_spectrum(textures[0])
-    _, blurred = augment.radial_spectrum(augment.blur(textures[0], 2.0))
-    assert frequencies.shape == power.shape and 0 < frequencies[0] < frequencies[-1] < 0.5
-    assert blurred[-5:].sum() < 0.01 * power[-5:].sum()
+def test_perturbation_spectra_put_the_original_first(textures):
+    profiles = augment.perturbation_spectra(textures[:2], {"blur 2": ("blur", 2.0), "noise 16": ("noise", 16)})
+    assert list(profiles) == ["original", "blur 2", "noise 16"]
+    frequencies, original = profiles["original"]
+    np.testing.assert_allclose(original, spectrum.mean_radial_profile(textures[:2])[1])
+    np.testing.assert_allclose(profiles["blur 2"][0], frequencies)
+    assert profiles["blur 2"][1][-5:].sum() < original[-5:].sum() < profiles["noise 16"][1][-5:].sum()
+
+
+def test_plots_return_figures(textures):
+    table = augment.perturbation_table(textures[:1])
+    profiles = augment.perturbation_spectra(textures[:1], {"jpeg 30": ("jpeg", 30)})
+    figures = [augment.plot_evidence_kept(table), augment.plot_perturbation_spectra(profiles)]
+    assert all(isinstance(fig, plt.Figure) for fig in figures)
+    plt.close("all")
 
 
 def test_galleries_put_the_original_first_in_every_row(textures):

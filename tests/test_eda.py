@@ -4,19 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from scipy.ndimage import uniform_filter
 
-from helpers import eda
-
-SIZE = 64
-
-
-def noise(count: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (count, SIZE, SIZE, 3), dtype=np.uint8)
-
-
-def blurred(images: np.ndarray) -> np.ndarray:
-    return uniform_filter(images.astype(np.float32), size=(1, 5, 5, 1)).astype(np.uint8)
+from helpers import eda, spectrum
+from tests.test_spectrum import SIZE, blurred, noise
 
 
 def striped(images: np.ndarray, period: int) -> np.ndarray:
@@ -54,20 +44,6 @@ def test_clipped_share_counts_pixels_at_either_end():
     assert eda.clipped_share(images) == 0.5
 
 
-def test_log_spectrum_is_centred_and_symmetric():
-    spectrum = eda.log_spectrum(noise(3, seed=0))
-    assert spectrum.shape == (SIZE, SIZE)
-    # A real image's spectrum is point-symmetric about the centre (the first row and column have no mirror).
-    inner = spectrum[1:, 1:]
-    np.testing.assert_allclose(inner, inner[::-1, ::-1], rtol=1e-4)
-
-
-def test_radial_profile_falls_for_smooth_images():
-    frequency, level = eda.radial_profile(eda.log_spectrum(blurred(noise(4, seed=1))), rings=16)
-    assert frequency[0] < frequency[-1] <= 1
-    assert level[1] > level[-1]
-
-
 def test_blurred_fakes_lose_high_frequency_energy():
     reals = noise(12, seed=2)
     change = eda.high_frequency_change(np.concatenate([reals, blurred(reals)]), [0] * 12 + [1] * 12)
@@ -82,7 +58,7 @@ def test_identical_classes_show_no_change():
 
 def test_stripes_are_found_as_a_dot_at_their_frequency():
     reals, fakes = noise(8, seed=4), striped(noise(8, seed=5), period=8)
-    spectra = eda.per_class(eda.log_spectrum, np.concatenate([reals, fakes]), [0] * 8 + [1] * 8)
+    spectra = eda.per_class(spectrum.mean_log_spectrum, np.concatenate([reals, fakes]), [0] * 8 + [1] * 8)
     peak = eda.periodic_peak(spectra["fake"] - spectra["real"])
     assert peak.notable and peak.kind == "dot"
     assert (peak.x_frequency, peak.y_frequency) == (0, pytest.approx(2 / 8))  # Nyquist = one cycle per 2 px
@@ -94,7 +70,7 @@ def test_a_pattern_repeating_across_every_row_is_found_as_a_line():
     phases = rng.uniform(0, 2 * np.pi, (8, SIZE, 1, 1))  # each row its own phase: energy at every vertical frequency
     wave = 30 * np.sin(2 * np.pi * np.arange(SIZE)[None, None, :, None] / 4 + phases)
     fakes = np.clip(noise(8, seed=9) + wave, 0, 255).astype(np.uint8)
-    spectra = eda.per_class(eda.log_spectrum, np.concatenate([noise(8, seed=10), fakes]), [0] * 8 + [1] * 8)
+    spectra = eda.per_class(spectrum.mean_log_spectrum, np.concatenate([noise(8, seed=10), fakes]), [0] * 8 + [1] * 8)
     peak = eda.periodic_peak(spectra["fake"] - spectra["real"])
     assert peak.notable and peak.kind == "line"
     assert (peak.x_frequency, peak.y_frequency) == (pytest.approx(0.5), None)
@@ -102,7 +78,7 @@ def test_a_pattern_repeating_across_every_row_is_found_as_a_line():
 
 
 def test_no_peak_between_two_halves_of_noise():
-    spectra = eda.per_class(eda.log_spectrum, noise(16, seed=6), [0, 1] * 8)
+    spectra = eda.per_class(spectrum.mean_log_spectrum, noise(16, seed=6), [0, 1] * 8)
     assert not eda.periodic_peak(spectra["fake"] - spectra["real"]).notable
 
 
@@ -121,7 +97,7 @@ def test_plots_return_figures(tmp_path):
     pairs = pd.DataFrame({"path_a": [str(tmp_path / "0.png")], "path_b": [str(tmp_path / "1.png")],
                           "relpath_a": ["0.png"], "relpath_b": ["1.png"], "kind": ["near"], "distance": [2]})
     aucs = pd.DataFrame({"feature": ["jpeg_quality", "width"], "auc": [0.95, 0.5], "severity": ["critical", "ok"]})
-    spectra = eda.per_class(eda.log_spectrum, images, labels)
+    spectra = eda.per_class(spectrum.mean_log_spectrum, images, labels)
     figures = [eda.plot_counts(pd.DataFrame({"real": [3, 1], "fake": [2, 1]}, index=["train", "test"]), "counts"),
                eda.plot_mean_faces(eda.per_class(eda.mean_image, images, labels)),
                eda.plot_channel_histograms(eda.per_class(eda.channel_histograms, images, labels)),

@@ -6,7 +6,8 @@ Two different jobs live here:
   (`augmentation_layers`). They change nothing at inference.
 * Robustness perturbations: plain NumPy / PIL functions that degrade an image the way the internet
   does (JPEG re-compression, downscaling, blur, noise), deterministically, so lesson 05 can measure
-  how a detector copes (`PERTURBATIONS`, `apply_perturbation`).
+  how a detector copes (`PERTURBATIONS`, `apply_perturbation`). How much of an image's fine
+  detail each one leaves is measured with `helpers.spectrum` (`perturbation_table`, `layer_table`).
 
 Images are float32 in 0..255 inside the model and uint8 everywhere else; nothing is rescaled to
 0..1 here, because the backbones rescale their own input.
@@ -17,12 +18,13 @@ import io
 import zlib
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 from PIL import Image, ImageFilter
 
-from helpers import config
+from helpers import config, spectrum
 
 RECIPE = {"flip": "horizontal", "rotation": 0.1, "zoom": 0.1}  # the original project's recipe
 
@@ -136,22 +138,26 @@ def _blur_each(images, sigmas, radius):
 EXTRA_LAYERS = {"jpeg": RandomJpeg, "blur": RandomBlur}
 
 
-def augmentation_layers(seed: int = config.SEED, extra: tuple[str, ...] = ()) -> list[keras.layers.Layer]:
-    """The model's augmentation layers, in the order it applies them; `extra` adds "jpeg" and/or "blur".
+def augmentation_layers(seed: int = config.SEED, extra: tuple[str, ...] = (),
+                        recipe: tuple[str, ...] = tuple(RECIPE)) -> list[keras.layers.Layer]:
+    """The model's augmentation layers, in the order it applies them.
 
-    Each layer gets its own seed (seed, seed + 1, ...) so their random draws are not correlated.
+    `recipe` picks from the original recipe ("flip", "rotation", "zoom"; all three by default) and
+    `extra` adds "jpeg" and/or "blur". Each layer gets its own seed (seed, seed + 1, ...) so their
+    random draws are not correlated.
     """
-    unknown = set(extra) - set(EXTRA_LAYERS)
+    unknown = (set(extra) - set(EXTRA_LAYERS)) | (set(recipe) - set(RECIPE))
     if unknown:
-        raise ValueError(f"Unknown extra augmentation(s) {sorted(unknown)}: "
-                         f"choose from {list(EXTRA_LAYERS)}.")
-    layers = [
-        keras.layers.RandomFlip(RECIPE["flip"], seed=seed, name="augment_flip"),
-        keras.layers.RandomRotation(RECIPE["rotation"], fill_mode="reflect", seed=seed + 1,
-                                    name="augment_rotation"),
-        keras.layers.RandomZoom(RECIPE["zoom"], fill_mode="reflect", seed=seed + 2, name="augment_zoom"),
-    ]
-    for offset, name in enumerate(extra, start=len(layers)):
+        raise ValueError(f"Unknown augmentation(s) {sorted(unknown)}: choose from "
+                         f"{list(RECIPE)} and the extras {list(EXTRA_LAYERS)}.")
+    recipe_layers = {
+        "flip": lambda s: keras.layers.RandomFlip(RECIPE["flip"], seed=s, name="augment_flip"),
+        "rotation": lambda s: keras.layers.RandomRotation(RECIPE["rotation"], fill_mode="reflect", seed=s,
+                                                          name="augment_rotation"),
+        "zoom": lambda s: keras.layers.RandomZoom(RECIPE["zoom"], fill_mode="reflect", seed=s, name="augment_zoom"),
+    }
+    layers = [recipe_layers[name](seed + offset) for offset, name in enumerate(RECIPE) if name in recipe]
+    for offset, name in enumerate(extra, start=len(RECIPE)):
         layers.append(EXTRA_LAYERS[name](seed=seed + offset, name=f"augment_{name}"))
     return layers
 
@@ -264,54 +270,15 @@ def psnr(original: np.ndarray, changed: np.ndarray) -> float:
     return float("inf") if error == 0 else float(10 * np.log10(255.0**2 / error))
 
 
-def _windowed_grey(image: np.ndarray) -> np.ndarray:
-    """Brightness, mean removed, faded to zero at the borders by a Hann window.
-
-    The Fourier transform treats an image as a tile that repeats; without the fade, the jump
-    from its left edge to its right would count as strong fine detail that no blur removes.
-    """
-    grey = np.asarray(image, np.float64)[..., :3] @ np.array([0.299, 0.587, 0.114])
-    window = np.outer(np.hanning(grey.shape[0]), np.hanning(grey.shape[1]))
-    return (grey - grey.mean()) * window
-
-
-def high_pass(image: np.ndarray, cutoff: float = 0.25) -> np.ndarray:
-    """The part of an image's brightness that varies faster than `cutoff` cycles per pixel.
-
-    0.5 cycles per pixel is the finest detail a pixel grid can hold; above 0.25 live sensor noise,
-    JPEG's 8x8 block traces and the upsampling fingerprints many generators leave.
-    """
-    grey = _windowed_grey(image)
-    rows = np.fft.fftfreq(grey.shape[0])[:, None]
-    columns = np.fft.fftfreq(grey.shape[1])[None, :]
-    mask = np.hypot(rows, columns) > cutoff
-    return np.real(np.fft.ifft2(np.fft.fft2(grey) * mask))
-
-
-def high_frequency_kept(original: np.ndarray, changed: np.ndarray, cutoff: float = 0.25) -> float:
-    """High-frequency energy of `changed` as a share of the original's (1.0 = as much fine detail)."""
-    return float(np.sum(high_pass(changed, cutoff) ** 2) / np.sum(high_pass(original, cutoff) ** 2))
-
-
-def high_frequency_correlation(original: np.ndarray, changed: np.ndarray, cutoff: float = 0.25) -> float:
-    """Correlation of the two images' fine detail: 1.0 when the original's traces survive intact.
-
-    Energy alone misleads for noise, which adds fine detail of its own; correlation asks whether
-    the detail that is there is still the original's.
-    """
-    first, second = high_pass(original, cutoff).ravel(), high_pass(changed, cutoff).ravel()
-    return float(np.corrcoef(first, second)[0, 1])
-
-
-def evidence_kept(originals, changed, cutoff: float = 0.25) -> dict[str, float]:
+def evidence_kept(originals, changed, cutoff: float = spectrum.HIGH_FREQUENCY_CUTOFF) -> dict[str, float]:
     """Mean PSNR, high-frequency energy kept and high-frequency correlation over a batch."""
     pairs = list(zip(np.asarray(originals), np.asarray(changed)))
     return {"psnr_db": float(np.mean([psnr(a, b) for a, b in pairs])),
-            "hf_energy_kept": float(np.mean([high_frequency_kept(a, b, cutoff) for a, b in pairs])),
-            "hf_correlation": float(np.mean([high_frequency_correlation(a, b, cutoff) for a, b in pairs]))}
+            "hf_energy_kept": float(np.mean([spectrum.high_frequency_kept(a, b, cutoff) for a, b in pairs])),
+            "hf_correlation": float(np.mean([spectrum.high_frequency_correlation(a, b, cutoff) for a, b in pairs]))}
 
 
-def perturbation_table(images, cutoff: float = 0.25) -> pd.DataFrame:
+def perturbation_table(images, cutoff: float = spectrum.HIGH_FREQUENCY_CUTOFF) -> pd.DataFrame:
     """`evidence_kept` for every perturbation and level in PERTURBATIONS, one row each."""
     rows = []
     for name, (_, levels) in PERTURBATIONS.items():
@@ -322,7 +289,7 @@ def perturbation_table(images, cutoff: float = 0.25) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def layer_table(images, layers, cutoff: float = 0.25) -> pd.DataFrame:
+def layer_table(images, layers, cutoff: float = spectrum.HIGH_FREQUENCY_CUTOFF) -> pd.DataFrame:
     """High-frequency energy each training layer keeps on its own (training=True), one row per layer.
 
     Only energy is compared: a flipped or rotated image no longer lines up with the original, so a
@@ -331,20 +298,43 @@ def layer_table(images, layers, cutoff: float = 0.25) -> pd.DataFrame:
     rows = []
     for layer in layers:
         changed = np.clip(np.round(apply_layers(images, [layer], training=True)), 0, 255)
-        kept = [high_frequency_kept(a, b, cutoff) for a, b in zip(np.asarray(images), changed)]
+        kept = [spectrum.high_frequency_kept(a, b, cutoff) for a, b in zip(np.asarray(images), changed)]
         rows.append({"layer": layer.name, "hf_energy_kept": float(np.mean(kept))})
     return pd.DataFrame(rows)
 
 
-def radial_spectrum(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean power at each spatial frequency (cycles per pixel, 0..0.5), averaged over directions."""
-    grey = _windowed_grey(image)
-    power = np.abs(np.fft.fft2(grey)) ** 2
-    rows = np.fft.fftfreq(grey.shape[0])[:, None]
-    columns = np.fft.fftfreq(grey.shape[1])[None, :]
-    bins = np.linspace(0, 0.5, min(grey.shape) // 2 + 1)
-    which = np.digitize(np.hypot(rows, columns).ravel(), bins) - 1
-    inside = which < len(bins) - 1  # drop the corners beyond 0.5 cycles per pixel
-    total = np.bincount(which[inside], power.ravel()[inside], minlength=len(bins) - 1)
-    count = np.bincount(which[inside], minlength=len(bins) - 1)
-    return (bins[:-1] + bins[1:]) / 2, total / np.maximum(count, 1)
+def plot_evidence_kept(table: pd.DataFrame) -> plt.Figure:
+    """A `perturbation_table` as two panels: fine-detail energy kept, and how much of it is the original's."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, rows in table.groupby("perturbation", sort=False):
+        axes[0].plot(rows["step"], rows["hf_energy_kept"], marker="o", label=name)
+        axes[1].plot(rows["step"], rows["hf_correlation"], marker="o", label=name)
+    axes[0].set(yscale="log", xlabel="level (0 = mildest)", ylabel="share of energy",
+                title="High-frequency energy kept")
+    axes[1].set(ylim=(-0.1, 1.05), xlabel="level (0 = mildest)", ylabel="correlation",
+                title="Original fine detail still there")
+    axes[0].legend()
+    return fig
+
+
+def perturbation_spectra(images, settings: dict[str, tuple[str, float]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean radial spectrum of `images` ("original") and of each perturbed version: label -> (frequencies, power).
+
+    `settings` maps a label to a perturbation and its level, e.g. {"blur 1.5": ("blur", 1.5)}.
+    """
+    profiles = {"original": spectrum.mean_radial_profile(images)}
+    for label, (name, level) in settings.items():
+        profiles[label] = spectrum.mean_radial_profile(apply_perturbation(images, name, level))
+    return profiles
+
+
+def plot_perturbation_spectra(profiles: dict[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
+    """`perturbation_spectra` on a log scale, the original drawn thicker, the high-frequency band shaded."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, (frequencies, power) in profiles.items():
+        ax.semilogy(frequencies, power, label=label, linewidth=2.5 if label == "original" else 1.5)
+    ax.axvspan(spectrum.HIGH_FREQUENCY_CUTOFF, spectrum.NYQUIST, color="grey", alpha=0.15)
+    ax.set(xlabel="spatial frequency (cycles per pixel)", ylabel="power (log scale)",
+           title="Where each perturbation removes or adds detail")
+    ax.legend()
+    return fig

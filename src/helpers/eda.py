@@ -1,7 +1,8 @@
 """Statistics behind the exploratory figures of lesson 01, and the small plots that show them.
 
 Every statistic is a plain NumPy function of a uint8 image batch (N, H, W, 3), so it can be
-tested on synthetic images; `per_class` applies one to each class of a labelled batch.
+tested on synthetic images; `per_class` applies one to each class of a labelled batch. The
+Fourier statistics themselves live in `helpers.spectrum`; here they are compared between classes.
 """
 from __future__ import annotations
 
@@ -12,15 +13,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from helpers import config
+from helpers import config, spectrum
 from helpers.data import CLASS_NAMES
 
-HIGH_FREQUENCY_CUTOFF = 0.5  # "high" = beyond half the Nyquist frequency
 # A spectral dot or line this many robust standard deviations above its surroundings counts as a
 # periodic trace. Two random halves of one class score 2.5 to 5.5 on the shared sets; dots get a
 # higher bar because there are thousands of points to pick the largest from, lines only hundreds.
 NOTABLE_PEAK_SCORES = {"dot": 8.0, "line": 7.0}
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+PROFILE_RINGS = 64  # frequency bands in the radial profile plot, a few pixels wide each: smooth curves
 
 
 def sample_per_class(frame: pd.DataFrame, n: int, seed: int = config.SEED) -> pd.DataFrame:
@@ -56,59 +56,6 @@ def clipped_share(images: np.ndarray) -> float:
     return float(((images == 0) | (images == 255)).any(axis=-1).mean())
 
 
-def _grey(images: np.ndarray) -> np.ndarray:
-    return images.astype(np.float32) @ _LUMA
-
-
-def _windowed_power(grey: np.ndarray) -> np.ndarray:
-    """|FFT|^2 of each grey image, centred, after a Hann window.
-
-    The window fades the image edges to zero; without it the jump between opposite edges draws a
-    bright cross through every spectrum that has nothing to do with how the image was made.
-    """
-    window = np.outer(np.hanning(grey.shape[1]), np.hanning(grey.shape[2])).astype(np.float32)
-    centred = grey - grey.mean(axis=(1, 2), keepdims=True)
-    spectrum = np.fft.fftshift(np.fft.fft2(centred * window), axes=(1, 2))
-    return np.abs(spectrum) ** 2
-
-
-def log_spectrum(images: np.ndarray, chunk: int = 64) -> np.ndarray:
-    """Mean log-magnitude 2-D Fourier spectrum of the grey images (H, W), zero frequency in the middle."""
-    total = np.zeros(images.shape[1:3], np.float64)
-    for start in range(0, len(images), chunk):
-        power = _windowed_power(_grey(images[start:start + chunk]))
-        total += (0.5 * np.log(power + 1e-8)).sum(axis=0)
-    return (total / len(images)).astype(np.float32)
-
-
-def radius_map(shape: tuple[int, int]) -> np.ndarray:
-    """Each frequency's distance from the centre of a shifted spectrum, as a fraction of Nyquist."""
-    rows = (np.arange(shape[0]) - shape[0] // 2) / (shape[0] / 2)
-    cols = (np.arange(shape[1]) - shape[1] // 2) / (shape[1] / 2)
-    return np.hypot(*np.meshgrid(rows, cols, indexing="ij"))
-
-
-def radial_profile(spectrum: np.ndarray, rings: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """The spectrum averaged over rings of equal frequency: (ring centres as a fraction of Nyquist, means)."""
-    radius = radius_map(spectrum.shape)
-    edges = np.linspace(0, 1, rings + 1)
-    ring = np.digitize(radius, edges) - 1
-    inside = ring < rings  # the corners beyond Nyquist along the diagonals are left out
-    sums = np.bincount(ring[inside], weights=spectrum[inside], minlength=rings)
-    counts = np.bincount(ring[inside], minlength=rings)
-    return (edges[:-1] + edges[1:]) / 2, sums / np.maximum(counts, 1)
-
-
-def high_frequency_shares(images: np.ndarray, cutoff: float = HIGH_FREQUENCY_CUTOFF, chunk: int = 64) -> np.ndarray:
-    """Each image's share of spectral energy beyond `cutoff` x Nyquist (0..1), shape (N,)."""
-    high = radius_map(images.shape[1:3]) > cutoff
-    shares = []
-    for start in range(0, len(images), chunk):
-        power = _windowed_power(_grey(images[start:start + chunk]))
-        shares.append(power[:, high].sum(axis=1) / np.maximum(power.sum(axis=(1, 2)), 1e-12))
-    return np.concatenate(shares)
-
-
 @dataclass(frozen=True)
 class EnergyChange:
     """Relative difference in high-frequency energy, fake versus real (+0.10 = 10 % more in fakes)."""
@@ -123,7 +70,7 @@ class EnergyChange:
         return self.low > 0 or self.high < 0
 
 
-def high_frequency_change(images: np.ndarray, labels, cutoff: float = HIGH_FREQUENCY_CUTOFF,
+def high_frequency_change(images: np.ndarray, labels, cutoff: float = spectrum.HIGH_FREQUENCY_CUTOFF,
                           resamples: int = 1000, seed: int = config.SEED) -> EnergyChange:
     """How much more (or less) of their energy fakes keep at high frequencies than reals, with an interval.
 
@@ -131,7 +78,7 @@ def high_frequency_change(images: np.ndarray, labels, cutoff: float = HIGH_FREQU
     classes are compared by their geometric means, and images are resampled to see how much of
     the difference is luck.
     """
-    logs = per_class(lambda batch: np.log(high_frequency_shares(batch, cutoff) + 1e-12), images, labels)
+    logs = per_class(lambda batch: np.log(spectrum.high_frequency_shares(batch, cutoff) + 1e-12), images, labels)
     rng = np.random.default_rng(seed)
 
     def change(real: np.ndarray, fake: np.ndarray) -> float:
@@ -308,9 +255,9 @@ def plot_radial_profiles(spectra: dict[str, np.ndarray]) -> plt.Figure:
     """Each class's spectrum averaged over rings: energy against frequency."""
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for name, style in zip(CLASS_NAMES, ("-", "--")):
-        frequency, level = radial_profile(spectra[name])
-        ax.plot(frequency, level, style, label=name)
-    ax.axvline(HIGH_FREQUENCY_CUTOFF, color="grey", lw=0.8, ls=":")
+        frequency, level = spectrum.radial_profile(spectra[name], PROFILE_RINGS)
+        ax.plot(frequency / spectrum.NYQUIST, level, style, label=name)
+    ax.axvline(spectrum.HIGH_FREQUENCY_CUTOFF / spectrum.NYQUIST, color="grey", lw=0.8, ls=":")
     ax.set(xlabel="frequency (fraction of Nyquist)", ylabel="mean log |FFT|", title="Spectrum by frequency")
     ax.legend()
     return fig

@@ -1,6 +1,7 @@
 """What the first code cell of every lesson calls: version checks, seeds, plot style, and a summary."""
 from __future__ import annotations
 
+import os
 import sys
 
 from helpers import config
@@ -18,6 +19,7 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 
 def check_versions() -> dict[str, str]:
     """Fail early, with a plain message, when Python or a key library is too old."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the lesson
     import keras
     import tensorflow as tf
 
