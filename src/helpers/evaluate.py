@@ -162,6 +162,8 @@ def format_summary(result: dict) -> str:
 
 
 def _main(argv: list[str] | None = None) -> int:
+    from helpers.predict import BACKENDS
+
     parser = argparse.ArgumentParser(prog="python -m helpers.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("model_dir", help="a saved model folder (model.keras, model.weights.h5, model.json)")
     parser.add_argument("data_root", help="a data folder in either layout (see helpers.data)")
@@ -170,9 +172,12 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="score only this profile's subset of the split (e.g. smoke)")
     parser.add_argument("--json", type=Path, help="write the metrics to this JSON file")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="auto: the model's fresh model.tflite, else Keras (default: $DEEPFAKE_BACKEND or auto)")
     args = parser.parse_args(argv)
     try:
-        evaluation = evaluate(args.model_dir, args.data_root, args.split, args.profile, args.batch_size)
+        detector = as_detector(args.model_dir, backend=args.backend)
+        evaluation = evaluate(detector, args.data_root, args.split, args.profile, args.batch_size)
         print(evaluation)
         if args.json:
             saving.write_json(args.json, evaluation.metrics)

@@ -1,0 +1,411 @@
+"""Export a saved model to LiteRT (TensorFlow Lite) for fast CPU inference, and run the exported file.
+
+    python -m helpers.export MODEL_DIR [--quantize dynamic|int8] [--data DATA_ROOT]
+
+Keras pays a fixed cost on every call (graph dispatch, `predict`'s loop); the LiteRT interpreter runs a
+flat list of XNNPACK kernels with none of that, several times faster on a CPU. The exported graph is
+the inference graph only: the `augment_*` layers are identity at inference, and their random ops are
+left out rather than converted.
+
+    MODEL_DIR/model.tflite          the exported model (float32, free batch dimension)
+    MODEL_DIR/model-int8.tflite     with --quantize int8 (or -dynamic): a quarter of the size, p(fake) moves
+    MODEL_DIR/model.json            gains an "export" (or "export_int8") entry: what was exported, from
+                                    which files, how well it agrees with Keras
+
+The exported file is *fresh* while that entry matches both the file and the Keras files it was made from.
+Anything else (stale, truncated, unloadable) makes `predict.Detector` fall back to Keras with a warning.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from helpers import data, saving
+from helpers.images import load_resized
+
+EXPORT_FILE = "model.tflite"
+EXPORT_KEY = "export"  # the sidecar entry
+TOLERANCE = 1e-4  # largest |p(fake) difference| from Keras a float32 export may show on the verification images
+VERIFY_PER_CLASS = 16  # test images per class a float32 export is verified on
+# Quantization changes p(fake) by up to ~0.2, so no tolerance on scores can hold: a quantized export is
+# judged by what it does to the ranking instead, ROC-AUC on the validation split, and kept only if
+# that drops by less than MAX_AUC_DROP.
+QUANTIZATIONS = ("dynamic", "int8")
+MAX_AUC_DROP = 0.005
+QUANTIZED_VERIFY_PER_CLASS = 100  # validation images per class
+REPRESENTATIVE_PER_CLASS = 50  # training images per class that calibrate int8 quantization
+# Images the interpreter runs per invocation. Measured at 224 px on 2 cores (benchmarks/bench_export.py):
+# 32 images one at a time ran 5-30% faster than one resized batch of 32 in every run (the small
+# activations stay in cache), and a single image never makes the interpreter re-plan its memory.
+RUN_BATCH = 1
+# Stage-1 feature extraction: below this many pixels, converting (7-10 s on 2 cores) costs more than
+# LiteRT saves. Measured at 224 px from the same tf.data pipeline: Keras predict ~48 images/s, LiteRT
+# ~95, so LiteRT wins from about 900 images (the cpu profile's 1,400 dfdc training images: ~23 s
+# instead of ~29 s; not its 300 validation images). On cores shared with other work it wins less.
+FEATURE_LITERT_MIN_PIXELS = 1000 * 224 * 224
+
+
+class ExportError(ValueError):
+    """An export could not be made, verified or used."""
+
+
+# ----------------------------------------------------------------------------- runtime
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # the maintained runtime is not installed: TensorFlow's own (deprecated) copy
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter
+
+
+def runtime_name() -> str:
+    """Which interpreter runs exported models here: 'ai-edge-litert <version>' or 'tf.lite <version>'."""
+    try:
+        import ai_edge_litert
+        from ai_edge_litert import interpreter  # noqa: F401  the import that can fail
+
+        return f"ai-edge-litert {ai_edge_litert.__version__}"
+    except ImportError:
+        import tensorflow as tf
+
+        return f"tf.lite {tf.__version__}"
+
+
+class TFLiteRunner:
+    """One .tflite model in a LiteRT interpreter: float32 (N, S, S, 3) images in 0-255, its first output out.
+
+    Any N works: images are run `batch_size` at a time (the input tensor is resized when that changes).
+    """
+
+    def __init__(self, model: str | os.PathLike | bytes, num_threads: int | None = None,
+                 batch_size: int = RUN_BATCH):
+        source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+        self._interpreter = _interpreter_class()(**source, num_threads=num_threads or os.cpu_count())
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._batch = int(self._input["shape"][0])
+        free_batch = self._input["shape_signature"][0] == -1
+        self.batch_size = batch_size if free_batch else self._batch
+        self.input_shape = tuple(int(n) for n in self._input["shape"][1:])
+        self.output_shape = tuple(int(n) for n in self._output["shape"][1:])
+
+    def __call__(self, images) -> np.ndarray:
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4 or images.shape[1:] != self.input_shape:
+            raise ValueError(f"Expected images of shape (N, {', '.join(map(str, self.input_shape))}), "
+                             f"got {images.shape}.")
+        outputs = [self._run(images[i:i + self.batch_size]) for i in range(0, len(images), self.batch_size)]
+        return np.concatenate(outputs) if outputs else np.zeros((0, *self.output_shape), np.float32)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if len(batch) != self._batch:
+            self._interpreter.resize_tensor_input(self._input["index"], batch.shape, strict=True)
+            self._interpreter.allocate_tensors()
+            self._batch = len(batch)
+        self._interpreter.set_tensor(self._input["index"], batch)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output["index"])
+
+    def op_names(self) -> set[str]:
+        """The kernels in the graph (CONV_2D, ...): what was exported."""
+        return {op["op_name"] for op in self._interpreter._get_ops_details()}
+
+    def tensor_names(self) -> list[str]:
+        return [tensor["name"] for tensor in self._interpreter.get_tensor_details()]
+
+
+# ----------------------------------------------------------------------------- conversion
+def inference_model(model):
+    """The same model without its `augment_*` layers, sharing every other layer (and so every weight).
+
+    The augmentation layers pass images through unchanged at inference; skipping them keeps their
+    random ops out of the exported graph.
+    """
+    import keras
+
+    def skip_augmentation(layer, *args, **kwargs):
+        return args[0] if layer.name.startswith("augment_") else layer(*args, **kwargs)
+
+    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=skip_augmentation)
+
+
+def to_tflite(model, quantize: str | None = None, representative: np.ndarray | None = None) -> bytes:
+    """Convert a functional Keras model's inference graph to a .tflite flatbuffer with a free batch dimension.
+
+    quantize: None (float32), "dynamic" (int8 weights) or "int8" (weights and activations, calibrated
+    on `representative` images; input and output stay float32).
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    if quantize not in (None, *QUANTIZATIONS):
+        raise ValueError(f"Unknown quantization {quantize!r}: choose one of {', '.join(QUANTIZATIONS)}.")
+    graph = inference_model(model)
+    spec = tf.TensorSpec((None, *graph.inputs[0].shape[1:]), tf.float32, name="image")
+    forward = tf.function(lambda images: graph(images, training=False), input_signature=[spec])
+    # The converter leaves Keras 3 variables as uninitialised resource handles (NaN out), so freeze them
+    # into constants first; that also lets it fold BatchNorm into the convolutions.
+    frozen = convert_variables_to_constants_v2(forward.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], graph)
+    if quantize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "int8":
+        if representative is None or not len(representative):
+            raise ValueError("int8 quantization needs representative images to calibrate on.")
+        converter.representative_dataset = lambda: ([image[None].astype(np.float32)] for image in representative)
+    return converter.convert()
+
+
+# ----------------------------------------------------------------------------- images to verify and calibrate on
+def _images(root, split: str | None, per_class: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `per_class` readable images of each class (of one split, if given), in a fixed order,
+    as float32 (N, size, size, 3) images and their labels."""
+    try:
+        frame = data.index_dataset(root)
+    except (ValueError, OSError) as err:
+        raise ExportError(f"Cannot read the data root {root} ({err}); pass another with --data.") from err
+    if split and (frame["split"] == split).any():
+        frame = frame[frame["split"] == split]
+    chosen, labels = [], []
+    for label in sorted(frame["label"].unique()):
+        loaded = 0
+        for path in sorted(frame.loc[frame["label"] == label, "path"]):
+            try:
+                chosen.append(load_resized(path, size))
+            except (ValueError, OSError):  # an unreadable file is not a reason to refuse an export
+                continue
+            labels.append(label)
+            loaded += 1
+            if loaded == per_class:
+                break
+    if not chosen:
+        raise ExportError(f"No readable images in {root}.")
+    return np.stack(chosen).astype(np.float32), np.asarray(labels)
+
+
+def _data_root(metadata: dict, data_root) -> str:
+    root = data_root or metadata.get("data", {}).get("root")
+    if not root or not Path(root).is_dir():
+        raise ExportError(f"The data root {root!r} recorded in {saving.SIDECAR_FILE} is not here: pass one "
+                          "with --data (real images are needed to check the export against Keras).")
+    return str(root)
+
+
+# ----------------------------------------------------------------------------- export and freshness
+def _export_path(directory: Path, quantize: str | None) -> Path:
+    return directory / (EXPORT_FILE if quantize is None else f"model-{quantize}.tflite")
+
+
+def _source_hashes(directory: Path) -> dict[str, str]:
+    """Content hashes of the Keras files an export is made from (whichever exist)."""
+    return {name: saving._sha256(directory / name) for name in (saving.MODEL_FILE, saving.WEIGHTS_FILE)
+            if (directory / name).is_file()}
+
+
+def _read_sidecar(directory: Path) -> dict:
+    saving.read_metadata(directory)  # the checks and plain errors for a missing or damaged sidecar
+    return json.loads((directory / saving.SIDECAR_FILE).read_text())
+
+
+def _keras_p_fake(model, images: np.ndarray) -> np.ndarray:
+    return model.predict(images, batch_size=32, verbose=0)[:, 1]  # predict runs in inference mode
+
+
+def verify_float(model, runner: TFLiteRunner, root: str, size: int) -> dict:
+    """Check a float32 export against Keras on test images: p(fake) within TOLERANCE, else ExportError."""
+    images, _ = _images(root, "test", VERIFY_PER_CLASS, size)
+    difference = float(np.max(np.abs(runner(images)[:, 1] - _keras_p_fake(model, images))))
+    if not difference <= TOLERANCE:  # also refuses NaN
+        raise ExportError(f"The exported model disagrees with Keras: p(fake) differs by up to {difference:.2e} "
+                          f"(allowed {TOLERANCE:.0e}) on {len(images)} test images from {root}.")
+    return {"max_abs_diff_p_fake": difference, "tolerance": TOLERANCE,
+            "verified_on": {"root": root, "split": "test", "images": len(images)}}
+
+
+def verify_quantized(model, runner: TFLiteRunner, root: str, size: int) -> dict:
+    """Check a quantized export's validation ROC-AUC against Keras: a drop under MAX_AUC_DROP, else ExportError."""
+    from helpers import metrics
+
+    images, labels = _images(root, "validation", QUANTIZED_VERIFY_PER_CLASS, size)
+    keras_scores, scores = _keras_p_fake(model, images), runner(images)[:, 1]
+    aucs = {"keras": metrics.summary(labels, keras_scores, 0.5)["roc_auc"],
+            "exported": metrics.summary(labels, scores, 0.5)["roc_auc"]}
+    if None in aucs.values():
+        raise ExportError(f"The validation images of {root} hold one class only: no ROC-AUC to compare.")
+    drop = aucs["keras"] - aucs["exported"]
+    if not drop < MAX_AUC_DROP:
+        raise ExportError(f"Quantization costs too much: validation ROC-AUC {aucs['keras']:.4f} -> "
+                          f"{aucs['exported']:.4f} (a drop of {drop:.4f}, allowed {MAX_AUC_DROP}).")
+    return {"max_abs_diff_p_fake": float(np.max(np.abs(scores - keras_scores))),
+            "validation_roc_auc": aucs, "max_auc_drop": MAX_AUC_DROP,
+            "verified_on": {"root": root, "split": "validation", "images": len(images)}}
+
+
+def export_tflite(model_dir: str | os.PathLike, quantize: str | None = None,
+                  data_root: str | os.PathLike | None = None, verbose: bool = True) -> Path:
+    """Export a saved model folder to model.tflite beside it, verified against Keras on real images.
+
+    The data root is `data_root`, else the one recorded in the sidecar. A float32 export must give
+    p(fake) within TOLERANCE of Keras on test images (`verify_float`). `quantize` ("dynamic" or
+    "int8") writes model-<quantize>.tflite instead, which must keep validation ROC-AUC within
+    MAX_AUC_DROP (`verify_quantized`); the Detector never picks a quantized file by itself.
+    A refused export is deleted and raises ExportError. Returns the path of the file.
+    """
+    directory = Path(model_dir)
+    sidecar = _read_sidecar(directory)
+    sources = _source_hashes(directory)
+    model, metadata = saving.load_model(directory, verbose=verbose)
+    root = _data_root(metadata, data_root)
+    size = int(metadata["image_size"])
+    representative = _images(root, "train", REPRESENTATIVE_PER_CLASS, size)[0] if quantize == "int8" else None
+    path = _export_path(directory, quantize)
+    blob = to_tflite(model, quantize, representative)
+    saving._atomic(path, lambda temporary: Path(temporary).write_bytes(blob))
+    try:
+        verify = verify_float if quantize is None else verify_quantized
+        verification = verify(model, TFLiteRunner(path), root, size)
+    except ExportError as err:
+        _remove_export(directory, sidecar, quantize)
+        raise ExportError(f"{err} {path.name} was not kept.") from err
+    except Exception:  # the runtime could not even load it
+        _remove_export(directory, sidecar, quantize)
+        raise
+    sidecar[_entry_key(quantize)] = {
+        "file": path.name,
+        "sha256": saving._sha256(path),
+        "source_sha256": sources,
+        "quantization": quantize,
+        "runtime": runtime_name(),
+        "threads": os.cpu_count(),
+        **verification,
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    saving.write_json(directory / saving.SIDECAR_FILE, sidecar)
+    return path
+
+
+def _entry_key(quantize: str | None) -> str:
+    return EXPORT_KEY if quantize is None else f"{EXPORT_KEY}_{quantize}"
+
+
+def _remove_export(directory: Path, sidecar: dict, quantize: str | None) -> None:
+    """Delete a refused export and any record of an earlier one (the file it described is gone)."""
+    _export_path(directory, quantize).unlink(missing_ok=True)
+    if sidecar.pop(_entry_key(quantize), None) is not None:
+        saving.write_json(directory / saving.SIDECAR_FILE, sidecar)
+
+
+def is_exported(model_dir: str | os.PathLike, quantize: str | None = None) -> bool:
+    """Whether the folder holds an exported file or a record of one (fresh or not)."""
+    directory = Path(model_dir)
+    try:
+        recorded = _entry_key(quantize) in _read_sidecar(directory)
+    except saving.ModelFileError:
+        recorded = False
+    return recorded or _export_path(directory, quantize).exists()
+
+
+def stale_reason(model_dir: str | os.PathLike, quantize: str | None = None) -> str | None:
+    """None when the exported file is fresh; otherwise why it must not be used."""
+    directory = Path(model_dir)
+    path = _export_path(directory, quantize)
+    try:
+        entry = _read_sidecar(directory).get(_entry_key(quantize))
+    except saving.ModelFileError as err:
+        return str(err)
+    if entry is None:
+        if path.exists():
+            return f"{path.name} is not recorded in {saving.SIDECAR_FILE} (the model was saved again after exporting)"
+        return f"no {path.name} (make one with `python -m helpers.export MODEL_DIR`)"
+    if not path.is_file():
+        return f"{path.name} is recorded in {saving.SIDECAR_FILE} but missing"
+    if saving._sha256(path) != entry.get("sha256"):
+        return f"{path.name} does not match its checksum in {saving.SIDECAR_FILE} (truncated or changed)"
+    if _source_hashes(directory) != entry.get("source_sha256"):
+        return f"{path.name} is stale: the model's weights changed after it was exported"
+    return None
+
+
+def load_runner(model_dir: str | os.PathLike, quantize: str | None = None) -> TFLiteRunner:
+    """The fresh exported model of a folder, loaded; ExportError says why not otherwise."""
+    reason = stale_reason(model_dir, quantize)
+    if reason:
+        raise ExportError(reason)
+    path = _export_path(Path(model_dir), quantize)
+    try:
+        return TFLiteRunner(path)
+    except Exception as err:  # the interpreter raises RuntimeError or ValueError for files it cannot run
+        raise ExportError(f"{path.name} could not be loaded by {runtime_name()} ({type(err).__name__}: {err})") from err
+
+
+# ----------------------------------------------------------------------------- stage-1 feature extraction
+def litert_pays_off(n_images: int, image_size: int) -> bool:
+    """Whether converting a feature extractor on the fly saves time overall for this many images."""
+    return n_images * image_size ** 2 >= FEATURE_LITERT_MIN_PIXELS
+
+
+def litert_features(extractor, batches) -> np.ndarray:
+    """Run a Keras feature extractor over (images, labels) batches through a LiteRT conversion of it.
+
+    The first batch is also run through Keras: if the two disagree by more than TOLERANCE relative to
+    the largest feature (or the conversion fails), the whole run goes through Keras instead, with a warning.
+    """
+    try:
+        runner = TFLiteRunner(to_tflite(extractor))
+    except Exception as err:  # the converter raises many types; Keras still works
+        warnings.warn(f"LiteRT conversion failed ({type(err).__name__}: {err}); extracting with Keras.",
+                      stacklevel=2)
+        return extractor.predict(batches, verbose=0)
+    features = []
+    for index, (images, _) in enumerate(batches):
+        features.append(runner(images))
+        if index == 0 and not _features_agree(features[0], np.asarray(extractor(images, training=False))):
+            return extractor.predict(batches, verbose=0)
+    return np.concatenate(features) if features else np.zeros((0, *runner.output_shape), np.float32)
+
+
+def _features_agree(features: np.ndarray, expected: np.ndarray) -> bool:
+    difference = float(np.max(np.abs(features - expected)))
+    if difference <= TOLERANCE * max(float(np.max(np.abs(expected))), 1e-12):
+        return True
+    warnings.warn(f"LiteRT features differ from Keras by {difference:.2e}; extracting with Keras.", stacklevel=3)
+    return False
+
+
+# ----------------------------------------------------------------------------- command line
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.export", description=__doc__.split("\n")[0])
+    parser.add_argument("model_dir", help="a saved model folder (model.keras, model.weights.h5, model.json)")
+    parser.add_argument("--quantize", choices=QUANTIZATIONS,
+                        help="write model-<quantize>.tflite, smaller; kept only if validation ROC-AUC holds")
+    parser.add_argument("--data", help="data root to verify on (default: the one recorded in model.json)")
+    args = parser.parse_args(argv)
+    try:
+        path = export_tflite(args.model_dir, args.quantize, args.data)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    entry = _read_sidecar(path.parent)[_entry_key(args.quantize)]
+    print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB, quantization: {args.quantize or 'none'}).")
+    print(f"Runtime: {entry['runtime']}, {entry['threads']} threads.")
+    checked = entry["verified_on"]
+    print(f"Agreement with Keras on {checked['images']} {checked['split']} images from {checked['root']}: "
+          f"max |Δp(fake)| = {entry['max_abs_diff_p_fake']:.2e}" + (
+              f" (allowed {entry['tolerance']:.0e})." if args.quantize is None else
+              f", ROC-AUC {entry['validation_roc_auc']['keras']:.4f} (Keras) -> "
+              f"{entry['validation_roc_auc']['exported']:.4f} (allowed drop {entry['max_auc_drop']})."))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
