@@ -1,0 +1,216 @@
+"""Figures and tables for lesson 05: confusion matrices, curves, calibration, errors, Grad-CAM, robustness.
+
+The functions take labels and p(fake) scores, or what `evaluate` and `robustness` return, and give
+back a matplotlib Figure, a DataFrame or a sentence; the notebook saves and shows them.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from sklearn import metrics as skm
+from sklearn.calibration import calibration_curve
+
+from helpers import gradcam, images, metrics, plots
+from helpers.data import CLASS_NAMES
+from helpers.predict import Detector
+
+# What the level of each perturbation in augment.PERTURBATIONS measures.
+LEVEL_NAMES = {"jpeg": "quality", "downscale": "factor", "blur": "sigma", "noise": "std"}
+# (true label, predicted label) -> outcome; "positive" means "called fake".
+OUTCOMES = {("fake", "fake"): "true positive", ("real", "fake"): "false positive",
+            ("real", "real"): "true negative", ("fake", "real"): "false negative"}
+
+
+# ----------------------------------------------------------------------------- threshold metrics
+
+
+def confusion_heatmaps(labels, scores, threshold: float) -> plt.Figure:
+    """The confusion matrix at `threshold`, as counts and as rates (each row sums to 1)."""
+    counts = np.asarray(metrics.at_threshold(labels, scores, threshold)["confusion_matrix"])
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6))
+    for ax, values, title, fmt in ((axes[0], counts, "counts", "d"), (axes[1], rates, "rates (per true class)", ".2f")):
+        sns.heatmap(values, annot=True, fmt=fmt, cmap="Blues", cbar=False, ax=ax, square=True,
+                    xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES, vmin=0, vmax=values.max() or 1)
+        ax.set(title=title, xlabel="predicted", ylabel="true")
+    fig.suptitle(f"Confusion matrix at threshold {threshold:.3f}")
+    fig.tight_layout()
+    return fig
+
+
+def threshold_table(result: dict) -> pd.DataFrame:
+    """`evaluate`'s metrics at the model's threshold and at 0.5, side by side."""
+    rows = {}
+    for key, name in (("at_threshold", "validation-chosen"), ("at_0.5", "fixed 0.5")):
+        part = result[key]
+        rows[f"{name} ({part['threshold']:.3f})"] = {
+            "accuracy": part["accuracy"], "balanced accuracy": part["balanced_accuracy"],
+            "recall real": part["recall"]["real"], "recall fake": part["recall"]["fake"],
+            "precision fake": part["precision"]["fake"]}
+    return pd.DataFrame(rows).T.round(3)
+
+
+# ----------------------------------------------------------------------------- curves
+
+
+def _mark(ax, x, y, label: str, marker: str, colour: str) -> None:
+    ax.plot([x], [y], marker=marker, markersize=9, linestyle="none", color=colour, label=label)
+
+
+def roc_and_pr(labels, scores, threshold: float) -> plt.Figure:
+    """ROC curve (with the equal-error-rate point) and precision-recall curve, both thresholds marked."""
+    labels, scores = np.asarray(labels, int), np.asarray(scores, float)
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fpr, tpr, _ = skm.roc_curve(labels, scores)
+    roc_ax.plot(fpr, tpr, label=f"ROC-AUC {skm.roc_auc_score(labels, scores):.3f}")
+    roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    eer = metrics.equal_error_rate(labels, scores)
+    roc_ax.plot([0, 1], [1, 0], color="grey", linestyle="--", linewidth=0.8)
+    _mark(roc_ax, eer, 1 - eer, f"equal error rate {eer:.3f}", "x", "C7")
+    precision, recall, _ = skm.precision_recall_curve(labels, scores)
+    pr_ax.plot(recall, precision, label=f"average precision {skm.average_precision_score(labels, scores):.3f}")
+    pr_ax.axhline(labels.mean(), color="grey", linestyle=":", label=f"chance ({labels.mean():.2f} fake)")
+    for value, name, marker, colour in ((threshold, f"threshold {threshold:.3f}", "o", "C3"),
+                                        (0.5, "threshold 0.5", "s", "C1")):
+        point = metrics.at_threshold(labels, scores, value)
+        fake_recall, real_recall = point["recall"]["fake"], point["recall"]["real"]
+        _mark(roc_ax, 1 - real_recall, fake_recall, name, marker, colour)
+        _mark(pr_ax, fake_recall, point["precision"]["fake"], name, marker, colour)
+    roc_ax.set(title="ROC", xlabel="false-positive rate (real called fake)",
+               ylabel="true-positive rate (fake caught)")
+    pr_ax.set(title="Precision-recall (fake is positive)", xlabel="recall", ylabel="precision", ylim=(0, 1.02))
+    roc_ax.legend(loc="lower right", fontsize=8)
+    pr_ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def reliability(labels, scores, bins: int = 10) -> plt.Figure:
+    """Calibration: the share of fakes among images scored near p, against p; and how scores spread."""
+    labels, scores = np.asarray(labels, int), np.asarray(scores, float)
+    fraction_fake, mean_score = calibration_curve(labels, scores, n_bins=bins, strategy="uniform")
+    fig, (curve_ax, hist_ax) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, height_ratios=(3, 1.3))
+    curve_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    curve_ax.plot(mean_score, fraction_fake, marker="o",
+                  label=f"model (Brier score {skm.brier_score_loss(labels, scores):.3f})")
+    curve_ax.set(title="Reliability curve", ylabel="share that is fake", ylim=(-0.02, 1.02))
+    curve_ax.legend(loc="upper left", fontsize=8)
+    edges = np.linspace(0, 1, bins + 1)
+    for label, name in enumerate(CLASS_NAMES):
+        hist_ax.hist(scores[labels == label], bins=edges, alpha=0.6, label=name)
+    hist_ax.set(xlabel="p(fake)", ylabel="images", xlim=(0, 1))
+    hist_ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- single images
+
+
+def most_confident(scores: pd.DataFrame, outcomes=("false positive", "false negative"),
+                   per_outcome: int = 4) -> pd.DataFrame:
+    """The `per_outcome` most confident images of each outcome, from `evaluate`'s scores table.
+
+    Confident means far from the threshold on the side predicted: highest p(fake) among images called
+    fake, lowest among images called real. Adds an `outcome` column; an outcome may have no images.
+    """
+    outcome = [OUTCOMES[pair] for pair in zip(scores["class_name"], scores["predicted"])]
+    table = scores.assign(outcome=outcome)
+    parts = []
+    for name in outcomes:
+        members = table[table["outcome"] == name]
+        called_fake = name in ("true positive", "false positive")
+        parts.append(members.sort_values("p_fake", ascending=not called_fake).head(per_outcome))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _title(row) -> str:
+    return f"{row.outcome}\n{row.class_name}, p(fake) {row.p_fake:.2f}"
+
+
+def error_gallery(examples: pd.DataFrame, columns: int = 4) -> plt.Figure:
+    """The images of `most_confident`, titled with their outcome, true class and p(fake)."""
+    if examples.empty:
+        fig, ax = plt.subplots(figsize=(6, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No errors to show: every image is on the right side of the threshold.",
+                ha="center", va="center")
+        return fig
+    pictures = [images.load_image(path) for path in examples["path"]]
+    return plots.image_grid(pictures, [_title(row) for row in examples.itertuples()], columns=columns, size=2.4)
+
+
+def gradcam_grid(detector: Detector, examples: pd.DataFrame, alpha: float = 0.4) -> plt.Figure:
+    """For each example, the image and its Grad-CAM map for "fake" overlaid, side by side.
+
+    The map is computed on what the model sees (the image at its input size) and drawn over the
+    original, so the details stay visible.
+    """
+    originals = [images.load_image(path) for path in examples["path"]]
+    model_inputs = np.stack([images.resize(image, detector.image_size) for image in originals])
+    heatmaps = gradcam.gradcam(detector.model, model_inputs, class_index=1)
+    pictures, titles = [], []
+    for original, heatmap, row in zip(originals, heatmaps, examples.itertuples()):
+        pictures += [original, gradcam.overlay(original, heatmap, alpha=alpha)]
+        titles += [_title(row), "Grad-CAM for 'fake'"]
+    return plots.image_grid(pictures, titles, columns=4, size=2.4)
+
+
+# ----------------------------------------------------------------------------- robustness
+
+
+def robustness_plot(table: pd.DataFrame) -> plt.Figure:
+    """ROC-AUC against severity (step 0 = clean), one line per perturbation of `robustness.robustness_table`."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, rows in table.groupby("perturbation", sort=False):
+        levels = rows.loc[rows["step"] > 0, "level"]
+        ax.plot(rows["step"], rows["roc_auc"], marker="o",
+                label=f"{name} ({LEVEL_NAMES.get(name, 'level')} {levels.iloc[0]:g} \u2192 {levels.iloc[-1]:g})")
+    ax.axhline(0.5, color="grey", linestyle=":", label="chance")
+    ax.set(title="ROC-AUC as the images degrade", xlabel="severity step (0 = the clean image)", ylabel="ROC-AUC",
+           xticks=sorted(table["step"].unique()))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- two data sets
+
+
+def side_by_side(results: dict[str, dict]) -> pd.DataFrame:
+    """The headline metrics of several `evaluate` results, one row each (keyed by a display name)."""
+    rows = {}
+    for name, result in results.items():
+        part = result["at_threshold"]
+        rows[name] = {"images": result["n"], "ROC-AUC": result["roc_auc"],
+                      "average precision": result["average_precision"], "equal error rate": result["eer"],
+                      "balanced accuracy": part["balanced_accuracy"],
+                      "recall real": part["recall"]["real"], "recall fake": part["recall"]["fake"]}
+    return pd.DataFrame.from_dict(rows, orient="index").round(3)  # the last three at the model's threshold
+
+
+def _auc_phrase(auc: float) -> str:
+    if auc < 0.55:
+        return "no better than a coin toss"
+    if auc < 0.7:
+        return "weak"
+    if auc < 0.85:
+        return "useful but far from reliable"
+    return "strong"
+
+
+def transfer_sentence(home: str, home_result: dict, away: str, away_result: dict) -> str:
+    """One honest sentence, generated from the numbers, on how a model carries over to another data set."""
+    home_auc, away_auc = home_result["roc_auc"], away_result["roc_auc"]
+    change = away_auc - home_auc
+    if abs(change) < 0.03:
+        trend = f"ROC-AUC barely moves ({home_auc:.3f} on {home}, {away_auc:.3f} on {away})"
+    else:
+        trend = (f"ROC-AUC {'falls' if change < 0 else 'rises'} from {home_auc:.3f} on {home} "
+                 f"to {away_auc:.3f} on {away}")
+    recall = away_result["at_threshold"]["recall"]
+    return (f"{trend}: on {away} the ranking is {_auc_phrase(away_auc)}, and at the model's threshold "
+            f"(chosen on validation images from its training source) it catches {recall['fake']:.0%} of "
+            f"the fakes while clearing {recall['real']:.0%} of the real faces.")

@@ -1,0 +1,59 @@
+"""Small steps the later lessons share: finding the model an earlier lesson saved.
+
+Each lesson also runs on its own: when the model it needs is missing, the `smoke` profile trains
+one on the spot (seconds) and says so; other profiles stop with a message naming the lesson or
+command to run, rather than silently spending minutes or hours.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import backbones, config, saving, train
+from helpers import model as detector_model
+from helpers.predict import Detector
+
+
+def _ensure(folder: Path, profile: config.Profile, lesson: str, command: str, make) -> None:
+    """Run `make()` to create the model folder if it is missing and the profile is `smoke`."""
+    if (folder / saving.SIDECAR_FILE).is_file():
+        return
+    if profile.name != "smoke":
+        raise FileNotFoundError(f"No trained model in {folder}: run {lesson} first (or `{command}`).")
+    print(f"No trained model in {folder} yet: training one now (smoke profile, seconds).")
+    make()
+
+
+def _profile(profile) -> config.Profile:
+    return profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+
+
+def load_stage1(root=None, profile: config.Profile | str | None = None, verbose: int | str = 2):
+    """The stage-1 model lesson 03 saved, as (Keras model, metadata, history)."""
+    profile = _profile(profile)
+    folder = train.model_dir(root, profile) / "stage1"
+
+    def make():
+        frames = train.load_frames(root, profile, verbose=False)
+        fitted = train.fit_to_data(profile, frames)
+        name, _ = backbones.resolve_backbone(config.backbone_name())
+        model = detector_model.build_classifier(name, fitted.image_size, augmentations=fitted.augmentations)
+        history = train.train_stage1(model, frames["train"], frames["validation"], fitted, folder.parent,
+                                     verbose=verbose)
+        train.save_trained(model, name, fitted, frames, train.joined_history(history), folder)
+
+    _ensure(folder, profile, "lesson 03", f"python -m helpers.train --profile {profile.name}", make)
+    model, metadata = saving.load_model(folder)
+    return model, metadata, pd.read_csv(folder / "history.csv")
+
+
+def load_final_model(root=None, profile: config.Profile | str | None = None, verbose: int | str = 2,
+                     mode: str = "real+fake") -> Detector:
+    """The final model for this data root, profile and training mode (lesson 04 or 07), as a Detector."""
+    profile = _profile(profile)
+    folder = train.model_dir(root, profile, mode)
+    lesson = "lesson 04" if mode == "real+fake" else "lesson 07"
+    _ensure(folder, profile, lesson, f"python -m helpers.train --profile {profile.name} --mode {mode}",
+            lambda: train.train(root, profile, folder, verbose=verbose, mode=mode))
+    return Detector.load(folder)

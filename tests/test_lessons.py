@@ -1,0 +1,45 @@
+"""Finding the final model: load it, train it on the spot in the smoke profile, or ask for lesson 04."""
+import shutil
+
+import pytest
+
+from helpers import config, lessons, predict, train
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    return tmp_path / "models"
+
+
+def test_other_profiles_ask_for_the_lesson_that_trains_it(models_dir, dfdc):
+    with pytest.raises(FileNotFoundError, match="run lesson 04 first .*--profile cpu"):
+        lessons.load_final_model(dfdc, "cpu")
+    with pytest.raises(FileNotFoundError, match="run lesson 07 first .*--mode real\\+sbi"):
+        lessons.load_final_model(dfdc, "cpu", mode="real+sbi")
+    with pytest.raises(FileNotFoundError, match="run lesson 03 first"):
+        lessons.load_stage1(dfdc, "cpu")
+
+
+def test_smoke_trains_a_missing_stage1_model(models_dir, dfdc):
+    model, metadata, history = lessons.load_stage1(dfdc, "smoke", verbose=0)
+    assert (models_dir / "smoke-dfdc-faces" / "stage1" / "model.keras").is_file()
+    assert metadata["profile"] == "smoke" and list(history["stage"].unique()) == ["stage1"]
+    assert model.get_layer("prediction").output.shape == (None, 2)
+
+
+def test_smoke_trains_a_missing_model_then_loads_it(models_dir, dfdc, trained_model_dir, monkeypatch, capsys):
+    calls = []
+
+    def fake_train(root, profile, out_dir, verbose, mode):  # stands in for the 20 s training run
+        calls.append((root, profile.name, out_dir, mode))
+        shutil.copytree(trained_model_dir, out_dir)
+
+    monkeypatch.setattr(train, "train", fake_train)
+    detector = lessons.load_final_model(dfdc, "smoke")
+    expected = models_dir / "smoke-dfdc-faces"
+    assert calls == [(dfdc, "smoke", expected, "real+fake")] and "training one now" in capsys.readouterr().out
+    assert isinstance(detector, predict.Detector) and detector.directory == expected
+
+    again = lessons.load_final_model(dfdc, config.get_profile("smoke"))  # now it exists: no second run
+    assert len(calls) == 1 and again.threshold == detector.threshold
