@@ -12,5 +12,7 @@ os.environ["DEEPFAKE_TEST_DATA"] = str(TEST_DATA)  # tests/conftest.py reads it 
 os.environ.setdefault("DEEPFAKE_PROFILE", "smoke")
 if (TEST_DATA / "dfdc-faces").is_dir():
     os.environ.setdefault("DEEPFAKE_DATA", str(TEST_DATA / "dfdc-faces"))
+if (TEST_DATA / "ffhq-stylegan2").is_dir():  # the second root of the cross-dataset checks (lessons 05, 07)
+    os.environ.setdefault("DEEPFAKE_CROSS_DATA", str(TEST_DATA / "ffhq-stylegan2"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -114,3 +114,16 @@ def test_interrupted_stage2_resumes_from_its_backup(smoke_frames, tmp_path, monk
     log = pd.read_csv(tmp_path / "log_stage2.csv")
     assert list(log["epoch"]) == [0, 1]
     assert not (tmp_path / "checkpoints" / "stage2_backup").exists()  # removed after a finished run
+
+
+def test_image_size_follows_the_data_when_it_can():
+    cpu, smoke = config.get_profile("cpu"), config.get_profile("smoke")
+
+    def frames(*sizes):
+        return {"train": pd.DataFrame({"width": [w for w, _ in sizes], "height": [h for _, h in sizes]})}
+
+    assert train.fit_to_data(cpu, frames((256, 256), (256, 256))).image_size == 256  # no resampling
+    assert train.fit_to_data(cpu, frames((256, 256), (224, 224))).image_size == cpu.image_size  # mixed
+    assert train.fit_to_data(cpu, frames((300, 200))).image_size == cpu.image_size  # not square
+    assert train.fit_to_data(cpu, frames((1024, 1024))).image_size == cpu.image_size  # too costly
+    assert train.fit_to_data(smoke, frames((256, 256))).image_size == 96  # smoke stays small

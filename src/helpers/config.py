@@ -18,6 +18,7 @@ BACKBONE_ENV = "DEEPFAKE_BACKBONE"  # auto | efficientnet_b0 | efficientnet_lite
 HOME_ENV = "DEEPFAKE_HOME"  # the repository root, when the package is installed elsewhere
 
 SEED = 42
+MAX_NATIVE_SIZE = 384  # larger images are resized to the profile's size: the cost grows with the square
 REPO_SLUG = "deepfake-lessons/deepfake-lessons"  # owner/name on GitHub, used for Colab links
 
 
@@ -43,7 +44,8 @@ class Profile:
     """How big a run is: how many images, at what size, for how many epochs."""
 
     name: str
-    image_size: int
+    image_size: int  # pixels per side the model sees
+    native_size: bool  # use the data's own size instead, when every image has the same square size
     max_per_class: int | None  # per split and class; None means every image
     balance_classes: bool  # draw the same number of each class (else keep the data's own ratio)
     batch_size: int
@@ -53,6 +55,7 @@ class Profile:
     stage1_lr: float
     stage2_lr: float
     feature_cache: bool  # stage 1 trains the head on precomputed backbone features
+    augmentations: tuple[str, ...]  # from the original recipe: flip, rotation, zoom (lesson 02)
     cache_images: bool  # keep decoded images in memory between epochs
     description: str
 
@@ -62,21 +65,21 @@ class Profile:
 
 PROFILES = {
     "smoke": Profile(
-        name="smoke", image_size=96, max_per_class=24, balance_classes=True, batch_size=16,
+        name="smoke", image_size=96, native_size=False, max_per_class=24, balance_classes=True, batch_size=16,
         stage1_epochs=1, stage2_epochs=1, unfreeze_blocks=1, stage1_lr=1e-3, stage2_lr=1e-4,
-        feature_cache=True, cache_images=True,
+        feature_cache=True, cache_images=True, augmentations=("flip", "rotation", "zoom"),
         description="CI: a balanced few dozen images per class and split at 96 px, one short epoch per stage.",
     ),
     "cpu": Profile(
-        name="cpu", image_size=224, max_per_class=2000, balance_classes=False, batch_size=32,
-        stage1_epochs=30, stage2_epochs=10, unfreeze_blocks=16, stage1_lr=3e-3, stage2_lr=1e-4,
-        feature_cache=True, cache_images=True,
-        description="A laptop run: up to 2,000 images per class and split at 224 px, minutes on a CPU.",
+        name="cpu", image_size=224, native_size=True, max_per_class=2000, balance_classes=False, batch_size=32,
+        stage1_epochs=30, stage2_epochs=16, unfreeze_blocks=16, stage1_lr=3e-3, stage2_lr=1e-4,
+        feature_cache=True, cache_images=True, augmentations=("flip",),
+        description="A laptop run: up to 2,000 images per class and split at their own size (else 224 px), minutes on a CPU.",
     ),
     "full": Profile(
-        name="full", image_size=224, max_per_class=None, balance_classes=False, batch_size=64,
+        name="full", image_size=224, native_size=True, max_per_class=None, balance_classes=False, batch_size=64,
         stage1_epochs=8, stage2_epochs=20, unfreeze_blocks=6, stage1_lr=1e-3, stage2_lr=1e-4,
-        feature_cache=False, cache_images=False,
+        feature_cache=False, cache_images=False, augmentations=("flip", "rotation", "zoom"),
         description="The whole dataset on a GPU (Colab), with augmentation in both stages.",
     ),
 }

@@ -32,6 +32,7 @@ class FakeAUC(keras.metrics.AUC):
 
 
 def build_classifier(backbone: str = "auto", image_size: int = 224, weights: str | None = "imagenet",
+                     augmentations: tuple[str, ...] = tuple(augment.RECIPE),
                      extra_augmentations: tuple[str, ...] = (), dropout: float = 0.5) -> keras.Model:
     """Build the two-class detector with its backbone frozen (ready for stage 1).
 
@@ -40,7 +41,7 @@ def build_classifier(backbone: str = "auto", image_size: int = 224, weights: str
     name, _ = backbones.resolve_backbone(backbone)
     inputs = keras.Input(shape=(image_size, image_size, 3), name=INPUT_NAME)
     x = inputs
-    for layer in augment.augmentation_layers(seed=config.SEED, extra=tuple(extra_augmentations)):
+    for layer in augment.augmentation_layers(config.SEED, tuple(extra_augmentations), tuple(augmentations)):
         x = layer(x)
     base = backbones.build_backbone(name, input_tensor=x, weights=weights)
     x = keras.layers.GlobalAveragePooling2D(name=POOL_LAYER)(base.output)

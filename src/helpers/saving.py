@@ -97,8 +97,12 @@ def _rebuild(directory: Path, metadata: dict):
     path = directory / WEIGHTS_FILE
     if not path.is_file():
         raise ModelFileError(f"{path} is missing, and model.keras could not be loaded either.")
+    from helpers.augment import EXTRA_LAYERS, RECIPE
+
+    names = metadata.get("augmentations", list(RECIPE))
     model = build_classifier(metadata["backbone"], metadata["image_size"], weights=None,
-                             extra_augmentations=tuple(metadata.get("extra_augmentations", ())))
+                             augmentations=tuple(n for n in names if n in RECIPE),
+                             extra_augmentations=tuple(n for n in names if n in EXTRA_LAYERS))
     try:
         model.load_weights(path)
     except Exception as err:  # h5py and Keras raise many types for damaged or foreign files
