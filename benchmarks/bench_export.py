@@ -1,7 +1,7 @@
 """Time the LiteRT export against Keras on this machine: raw inference, evaluation, stage-1 features, quantization.
 
-    python benchmarks/bench_export.py --data /work/shared/data                          # speed (random head)
-    python benchmarks/bench_export.py --data /work/shared/data --model models/cpu-dfdc-faces  # + quantization AUCs
+    python benchmarks/bench_export.py --data ../shared/data                          # speed (random head)
+    python benchmarks/bench_export.py --data ../shared/data --model models/cpu-dfdc-faces  # + quantization AUCs
 
 What it measures, in one process on one machine. Other work on the machine comes and goes, so the
 methods compared are timed in turn, round after round, and each gets its best and median round; the
@@ -182,8 +182,8 @@ def bench_quantization(model_dir: Path, data_root: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"),
-                        help="folder holding dfdc-faces/ and ffhq-stylegan2/")
+    parser.add_argument("--data", type=Path, default=config.REPO_ROOT.parent / "shared" / "data",
+                        help="folder holding dfdc-faces/ and ffhq-stylegan2/ (default: ../shared/data)")
     parser.add_argument("--model", type=Path, help="a trained model folder: also compare quantizations")
     parser.add_argument("--quick", action="store_true", help="raw inference only, no evaluation or features")
     parser.add_argument("--name", help="result file name (default: <host>-export[-quick])")
