@@ -49,3 +49,11 @@ def test_cross_dataset_table_and_its_reading(trained_model_dir, dfdc, ffhq):
     assert generalisation.auc_matrix(table).shape == (1, 2)
     sentence = generalisation.describe(table)
     assert "Trained on dfdc (real+fake)" in sentence and "on ffhq" in sentence
+
+
+def test_data_roots_add_the_cross_root_only_when_set(monkeypatch, dfdc, ffhq):
+    monkeypatch.setenv(config.DATA_ENV, str(dfdc))
+    monkeypatch.delenv(config.CROSS_DATA_ENV, raising=False)
+    assert generalisation.data_roots() == {"dfdc-faces": dfdc.resolve()}
+    monkeypatch.setenv(config.CROSS_DATA_ENV, str(ffhq))
+    assert generalisation.data_roots() == {"dfdc-faces": dfdc.resolve(), "ffhq-stylegan2": ffhq.resolve()}

@@ -14,6 +14,7 @@ import numpy as np
 # Environment variables a learner (or CI) sets to steer the lessons.
 PROFILE_ENV = "DEEPFAKE_PROFILE"  # smoke | cpu | full
 DATA_ENV = "DEEPFAKE_DATA"  # the dataset root
+CROSS_DATA_ENV = "DEEPFAKE_CROSS_DATA"  # a second data root, for cross-dataset checks (lessons 05, 07)
 BACKBONE_ENV = "DEEPFAKE_BACKBONE"  # auto | efficientnet_b0 | efficientnet_lite0
 HOME_ENV = "DEEPFAKE_HOME"  # the repository root, when the package is installed elsewhere
 
@@ -99,6 +100,12 @@ def data_root(path: str | os.PathLike | None = None) -> Path:
     """The dataset root: the argument, else $DEEPFAKE_DATA, else `data/` in the repository."""
     chosen = path or os.environ.get(DATA_ENV) or DATA_DIR
     return Path(chosen).expanduser().resolve()
+
+
+def cross_data_root() -> Path | None:
+    """The second data root from $DEEPFAKE_CROSS_DATA, or None when it is not set."""
+    chosen = os.environ.get(CROSS_DATA_ENV)
+    return Path(chosen).expanduser().resolve() if chosen else None
 
 
 def backbone_name(name: str | None = None) -> str:

@@ -15,6 +15,12 @@ from helpers import config
 from helpers.evaluate import OverlapWarning, evaluate
 
 
+def data_roots() -> dict[str, Path]:
+    """The data root and, when $DEEPFAKE_CROSS_DATA is set, the second root, keyed by folder name."""
+    roots = [config.data_root(), config.cross_data_root()]
+    return {root.name: root for root in roots if root is not None}
+
+
 def cross_dataset_table(models: dict, roots: dict[str, str | Path], profile: config.Profile | None = None) -> pd.DataFrame:
     """ROC-AUC and balanced accuracy of each model on each root's test split.
 
