@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_model import RESULTS_DIR, machine_info
+from bench_model import machine_info, write_result
 from helpers import config, data, evaluate, export, metrics, predict, saving, train
 from helpers import model as detector_model
 
@@ -206,11 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stage-1 features: {result['stage1_features']}")
     if args.model:
         result["quantization"] = bench_quantization(args.model, args.data)
-    result["machine"]["load_average_1min_after"] = os.getloadavg()[0]
-    result["total_seconds"] = round(time.perf_counter() - started, 1)
-    path = RESULTS_DIR / f"{name}.json"
-    saving.write_json(path, result)
-    print(f"Wrote {path} ({result['total_seconds']} s)")
+    write_result(result, name, started)
     return 0
 
 

@@ -46,6 +46,15 @@ def machine_info() -> dict:
     }
 
 
+def write_result(result: dict, name: str, started: float) -> None:
+    """Add the closing load and total time, then write benchmarks/results/<name>.json."""
+    result["machine"]["load_average_1min_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    result["total_seconds"] = round(time.perf_counter() - started, 1)
+    path = RESULTS_DIR / f"{name}.json"
+    saving.write_json(path, result)
+    print(f"Wrote {path} ({result['total_seconds']} s)")
+
+
 def images_per_second(call, images_per_call: int, repeats: int) -> float:
     """Throughput of `call` after one warm-up call (tracing and memory allocation are not steady state)."""
     call()
@@ -114,11 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"inference (images/s): {result['inference_images_per_second']}")
     result["stage1_epoch"] = bench_stage1(args.data, profile)
     print(f"stage-1 epoch: {result['stage1_epoch']}")
-    result["machine"]["load_average_1min_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    result["total_seconds"] = round(time.perf_counter() - started, 1)
-    path = RESULTS_DIR / f"{name}.json"
-    saving.write_json(path, result)
-    print(f"Wrote {path} ({result['total_seconds']} s)")
+    write_result(result, name, started)
     return 0
 
 
