@@ -91,6 +91,15 @@ def test_stage1_with_feature_cache_learns_and_caches(smoke_frames, tmp_path, mon
     assert (tmp_path / "run" / "log_stage1.csv").is_file()
 
 
+def test_timing_the_fast_path_leaves_the_model_as_it_was(smoke_frames):
+    profile = config.get_profile("smoke")
+    model = detector.build_classifier("efficientnet_lite0", profile.image_size, weights=None)
+    before = [w.copy() for w in model.get_weights()]
+    times = train.stage1_epoch_times(model, smoke_frames["train"], profile)
+    assert (times["seconds"] > 0).all()
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
 class _Interrupt(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch == 0:

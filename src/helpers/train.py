@@ -179,8 +179,12 @@ def train_stage2(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.
 
 
 def stage1_epoch_times(model, train: pd.DataFrame, profile: config.Profile) -> pd.DataFrame:
-    """Measure the fast path: one stage-1 epoch on images vs extracting features once + one epoch on them."""
+    """Measure the fast path: one stage-1 epoch on images vs extracting features once + one epoch on them.
+
+    The model's weights are put back afterwards, so timing it does not change what stage 1 then learns.
+    """
     detector.freeze_backbone(model)
+    weights = model.get_weights()
     images = dataset(train, profile)
     started = time.perf_counter()
     features = detector.feature_extractor(model).predict(images, verbose=0)
@@ -193,6 +197,7 @@ def stage1_epoch_times(model, train: pd.DataFrame, profile: config.Profile) -> p
     started = time.perf_counter()
     model.fit(images, epochs=1, verbose=0)
     image_epoch = time.perf_counter() - started
+    model.set_weights(weights)
     return pd.DataFrame({"seconds": {"one epoch on images (backbone runs every time)": image_epoch,
                                      "extract features once": extract,
                                      "one epoch on cached features": head_epoch}}).round(2)
