@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from helpers import config, data, train
+from helpers import config, data, saving, train
 from helpers import model as detector
 
 
@@ -98,6 +98,30 @@ def test_timing_the_fast_path_leaves_the_model_as_it_was(smoke_frames):
     times = train.stage1_epoch_times(model, smoke_frames["train"], profile)
     assert (times["seconds"] > 0).all()
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_the_heads_starting_weights_come_from_the_seed_alone():
+    first = detector.build_classifier("efficientnet_lite0", 64, weights=None).get_layer("prediction").get_weights()
+    np.random.rand(3), keras.random.uniform((3,))  # e.g. a notebook cell that used randomness
+    second = detector.build_classifier("efficientnet_lite0", 64, weights=None).get_layer("prediction").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_a_stage_trains_the_same_model_whatever_ran_before_and_after_reloading(smoke_frames, tmp_path):
+    profile = config.get_profile("smoke")
+    built = detector.build_classifier("efficientnet_lite0", profile.image_size, weights=None)
+    saving.save_model(built, tmp_path / "start", {"backbone": "efficientnet_lite0", "image_size": profile.image_size,
+                                                 "class_names": list(data.CLASS_NAMES), "threshold": 0.5})
+    reloaded, _ = saving.load_model(tmp_path / "start", verbose=False)
+    start = [w.copy() for w in built.get_weights()]
+    results = []
+    for run, model in enumerate((built, reloaded)):
+        np.random.rand(run), keras.random.uniform((run + 1,)), model(np.zeros((2, profile.image_size, profile.image_size, 3)), training=True)
+        train.train_stage2(model, smoke_frames["train"], smoke_frames["validation"], profile, tmp_path / str(run),
+                           epochs=1, verbose=0)
+        results.append(model.get_weights())
+    assert not all(np.array_equal(a, b) for a, b in zip(start, results[0]))
+    assert all(np.array_equal(a, b) for a, b in zip(*results)), "the same start must train the same weights"
 
 
 class _Interrupt(keras.callbacks.Callback):

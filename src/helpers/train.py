@@ -133,9 +133,29 @@ def _history(history, stage: str) -> pd.DataFrame:
     return frame
 
 
+def restart_randomness(model) -> None:
+    """Reseed everything and restart the model's own random streams (dropout, augmentation layers).
+
+    Then a training stage's result depends on the model's weights, the data and the profile only, not
+    on what drew random numbers before it (lesson 03's timing and probe cells, an earlier run in the
+    same notebook) nor on whether the model was just built or loaded from disk. Keras layers keep
+    their random state in "seed_generator_state" variables, [seed, counter], which the global seed
+    does not touch: each gets seed SEED + its position in the model, counter 0.
+    """
+    config.set_seeds()
+    states = [variable for variable in model.variables if variable.path.endswith("seed_generator_state")]
+    for position, state in enumerate(states):
+        state.assign([config.SEED + position, 0])
+
+
 def train_stage1(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.Profile, out_dir: Path,
                  use_feature_cache: bool | None = None, verbose: int | str = "auto") -> pd.DataFrame:
-    """Stage 1: backbone frozen, head trained at profile.stage1_lr. Returns the epoch history."""
+    """Stage 1: backbone frozen, head trained at profile.stage1_lr. Returns the epoch history.
+
+    Like stage 2 it starts from fresh random streams (`restart_randomness`), so a lesson and
+    `python -m helpers.train` train the same model.
+    """
+    restart_randomness(model)
     detector.freeze_backbone(model)
     use_feature_cache = profile.feature_cache if use_feature_cache is None else use_feature_cache
     weights = data.class_weights(train["label"])
@@ -163,6 +183,7 @@ def train_stage2(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.
                  n_blocks: int | None = None, epochs: int | None = None,
                  verbose: int | str = "auto") -> pd.DataFrame:
     """Stage 2: unfreeze the top whole blocks (BatchNorm frozen), recompile at profile.stage2_lr, fine-tune."""
+    restart_randomness(model)
     blocks = detector.unfreeze_top_blocks(model, profile.unfreeze_blocks if n_blocks is None else n_blocks)
     detector.compile_model(model, profile.stage2_lr)
     callbacks, best = _callbacks(out_dir, "stage2", patience=4, resumable=True)
