@@ -73,7 +73,7 @@ PROFILES = {
     ),
     "cpu": Profile(
         name="cpu", image_size=224, native_size=True, max_per_class=2000, balance_classes=False, batch_size=32,
-        stage1_epochs=30, stage2_epochs=16, unfreeze_blocks=16, stage1_lr=3e-3, stage2_lr=1e-4,
+        stage1_epochs=30, stage2_epochs=20, unfreeze_blocks=16, stage1_lr=3e-3, stage2_lr=1e-4,
         feature_cache=True, cache_images=True, augmentations=("flip",),
         description="A laptop run: up to 2,000 images per class and split at their own size (else 224 px), minutes on a CPU.",
     ),
