@@ -116,7 +116,8 @@ def test_a_stage_trains_the_same_model_whatever_ran_before_and_after_reloading(s
     start = [w.copy() for w in built.get_weights()]
     results = []
     for run, model in enumerate((built, reloaded)):
-        np.random.rand(run), keras.random.uniform((run + 1,)), model(np.zeros((2, profile.image_size, profile.image_size, 3)), training=True)
+        np.random.rand(run), keras.random.uniform((run + 1,))  # randomness drawn before, differently each run
+        model(np.zeros((2, profile.image_size, profile.image_size, 3)), training=True)  # advances dropout's stream
         train.train_stage2(model, smoke_frames["train"], smoke_frames["validation"], profile, tmp_path / str(run),
                            epochs=1, verbose=0)
         results.append(model.get_weights())
