@@ -1,4 +1,5 @@
 """Training modes with self-blended images, and the cross-dataset table."""
+import pandas as pd
 import pytest
 
 from helpers import config, data, generalisation, train
@@ -49,6 +50,15 @@ def test_cross_dataset_table_and_its_reading(trained_model_dir, dfdc, ffhq):
     assert generalisation.auc_matrix(table).shape == (1, 2)
     sentence = generalisation.describe(table)
     assert "Trained on dfdc (real+fake)" in sentence and "on ffhq" in sentence
+
+
+def test_reading_says_when_the_own_fakes_were_never_seen():
+    table = pd.DataFrame({"trained on": ["dfdc"] * 4, "mode": ["real+fake"] * 2 + ["real+sbi"] * 2,
+                          "tested on": ["dfdc", "ffhq"] * 2, "in-domain": [True, False] * 2,
+                          "ROC-AUC": [0.84, 0.55, 0.54, 0.45]})
+    standard, sbi_only = generalisation.describe(table).splitlines()
+    assert "0.84 on its own test set" in standard and "never saw" not in standard
+    assert "0.54 on dfdc's test set (fakes it never saw)" in sbi_only
 
 
 def test_data_roots_add_the_cross_root_only_when_set(monkeypatch, dfdc, ffhq):

@@ -53,10 +53,12 @@ def describe(table: pd.DataFrame) -> str:
         other = group.loc[~group["in-domain"]]
         if own.empty or other.empty:
             continue
+        # A model that learnt "fake" from pseudo-fakes alone never saw the fakes of its own data either.
+        own_set = "its own test set" if "fake" in mode.split("+") else f"{trained_on}'s test set (fakes it never saw)"
         for row in other.to_dict("records"):
             auc = row["ROC-AUC"]
-            verdict = ("close to chance" if auc < 0.6 else "well below its own test set" if own.iloc[0] - auc > 0.1
-                       else "about as good as on its own test set")
-            lines.append(f"Trained on {trained_on} ({mode}): ROC-AUC {own.iloc[0]:.2f} on its own test set, "
+            verdict = ("close to chance" if auc < 0.6 else f"well below {own_set}" if own.iloc[0] - auc > 0.1
+                       else f"about as good as on {own_set}")
+            lines.append(f"Trained on {trained_on} ({mode}): ROC-AUC {own.iloc[0]:.2f} on {own_set}, "
                          f"{auc:.2f} on {row['tested on']} — {verdict}.")
     return "\n".join(lines) or "Give at least two data roots to compare in-domain and cross-dataset results."
