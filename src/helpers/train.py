@@ -216,7 +216,7 @@ def stage1_epoch_times(model, train: pd.DataFrame, profile: config.Profile) -> p
     head_epoch = time.perf_counter() - started
     detector.compile_model(model, profile.stage1_lr)
     started = time.perf_counter()
-    model.fit(images, epochs=1, verbose=0)
+    model.fit(images, epochs=1, shuffle=False, verbose=0)  # a timing run: the order does not matter
     image_epoch = time.perf_counter() - started
     model.set_weights(weights)
     return pd.DataFrame({"seconds": {"one epoch on images (backbone runs every time)": image_epoch,
