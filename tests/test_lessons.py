@@ -4,6 +4,7 @@ import shutil
 import pytest
 
 from helpers import config, lessons, predict, train
+from helpers.errors import MissingModelError
 
 
 @pytest.fixture
@@ -43,3 +44,12 @@ def test_smoke_trains_a_missing_model_then_loads_it(models_dir, dfdc, trained_mo
 
     again = lessons.load_final_model(dfdc, config.get_profile("smoke"))  # now it exists: no second run
     assert len(calls) == 1 and again.threshold == detector.threshold
+
+
+def test_a_missing_model_stops_a_notebook_with_one_line(models_dir, tmp_path):
+    with pytest.raises(MissingModelError) as caught:
+        lessons.load_final_model(tmp_path / "my-faces", "cpu")
+    lines = caught.value._render_traceback_()  # what IPython shows instead of the traceback
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert f"python -m helpers.train --data {tmp_path / 'my-faces'} --profile cpu" in lines[0]
+    assert "min on 2 CPU cores" in lines[0]

@@ -17,6 +17,7 @@ DATA_ENV = "DEEPFAKE_DATA"  # the dataset root
 CROSS_DATA_ENV = "DEEPFAKE_CROSS_DATA"  # a second data root, for cross-dataset checks (lessons 05, 07)
 BACKBONE_ENV = "DEEPFAKE_BACKBONE"  # auto | efficientnet_b0 | efficientnet_lite0
 HOME_ENV = "DEEPFAKE_HOME"  # the repository root, when the package is installed elsewhere
+STORAGE_ENV = "DEEPFAKE_STORAGE"  # where data/, figures/, models/ and .cache/ live (default: the repository)
 
 SEED = 42
 MAX_NATIVE_SIZE = 384  # larger images are resized to the profile's size: the cost grows with the square
@@ -34,10 +35,28 @@ def _find_repo_root() -> Path:
 
 
 REPO_ROOT = _find_repo_root()
-DATA_DIR = REPO_ROOT / "data"
-FIGURES_DIR = REPO_ROOT / "figures"
-MODELS_DIR = REPO_ROOT / "models"
-CACHE_DIR = REPO_ROOT / ".cache"  # feature caches and other things that are safe to delete
+
+
+def use_storage(folder: str | os.PathLike) -> Path:
+    """Keep data/, figures/, models/ and .cache/ in `folder` from now on (on Colab: a Google Drive folder).
+
+    Also sets $DEEPFAKE_STORAGE, so commands started from the notebook (`!python -m helpers...`) agree.
+    """
+    _set_storage(folder)
+    os.environ[STORAGE_ENV] = str(STORAGE_ROOT)
+    return STORAGE_ROOT
+
+
+def _set_storage(folder: str | os.PathLike) -> None:
+    global STORAGE_ROOT, DATA_DIR, FIGURES_DIR, MODELS_DIR, CACHE_DIR
+    STORAGE_ROOT = Path(folder).expanduser().resolve()
+    DATA_DIR = STORAGE_ROOT / "data"
+    FIGURES_DIR = STORAGE_ROOT / "figures"
+    MODELS_DIR = STORAGE_ROOT / "models"
+    CACHE_DIR = STORAGE_ROOT / ".cache"  # feature caches and other things that are safe to delete
+
+
+_set_storage(os.environ.get(STORAGE_ENV) or REPO_ROOT)
 
 
 @dataclass(frozen=True)

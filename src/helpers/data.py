@@ -27,6 +27,7 @@ import pandas as pd
 from PIL import Image
 
 from helpers import config
+from helpers.errors import UserError
 from helpers.images import load_image, load_resized, resize
 
 CLASS_NAMES = ("real", "fake")  # index = label: 0 = real, 1 = fake
@@ -41,7 +42,7 @@ EXPECTED_LAYOUT = """Expected one of these layouts (folder names in any capitali
   ROOT/real, ROOT/fake                                   (split 70/15/15 here, the same on every machine)"""
 
 
-class DatasetLayoutError(ValueError):
+class DatasetLayoutError(UserError, ValueError):
     """The folder does not hold images in a layout we understand."""
 
 

@@ -1,8 +1,8 @@
 """Small steps the later lessons share: finding the model an earlier lesson saved.
 
 Each lesson also runs on its own: when the model it needs is missing, the `smoke` profile trains
-one on the spot (seconds) and says so; other profiles stop with a message naming the lesson or
-command to run, rather than silently spending minutes or hours.
+one on the spot (seconds) and says so; other profiles stop with one line naming the lesson or
+command to run and how long it takes, rather than silently spending minutes or hours.
 """
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import pandas as pd
 
 from helpers import backbones, config, saving, train
 from helpers import model as detector_model
+from helpers.errors import MissingModelError
 from helpers.predict import Detector
+
+
+# How long the missing training takes, as measured (cpu) or estimated (full); see the README's profiles.
+TRAINING_TIME = {"cpu": "10-25 min on 2 CPU cores, measured on the shared face sets",
+                 "full": "hours on a Colab GPU, an estimate"}
 
 
 def _ensure(folder: Path, profile: config.Profile, lesson: str, command: str, make) -> None:
@@ -20,9 +26,14 @@ def _ensure(folder: Path, profile: config.Profile, lesson: str, command: str, ma
     if (folder / saving.SIDECAR_FILE).is_file():
         return
     if profile.name != "smoke":
-        raise FileNotFoundError(f"No trained model in {folder}: run {lesson} first (or `{command}`).")
+        raise MissingModelError(f"No trained model in {folder}: run {lesson} first (or `{command}`; "
+                                f"{TRAINING_TIME[profile.name]}).")
     print(f"No trained model in {folder} yet: training one now (smoke profile, seconds).")
     make()
+
+
+def _train_command(root, profile: config.Profile) -> str:
+    return f"python -m helpers.train --data {config.data_root(root)} --profile {profile.name}"
 
 
 def _profile(profile) -> config.Profile:
@@ -43,7 +54,7 @@ def load_stage1(root=None, profile: config.Profile | str | None = None, verbose:
                                      verbose=verbose)
         train.save_trained(model, name, fitted, frames, train.joined_history(history), folder)
 
-    _ensure(folder, profile, "lesson 03", f"python -m helpers.train --profile {profile.name}", make)
+    _ensure(folder, profile, "lesson 03", _train_command(root, profile), make)
     model, metadata = saving.load_model(folder)
     return model, metadata, pd.read_csv(folder / "history.csv")
 
@@ -54,6 +65,6 @@ def load_final_model(root=None, profile: config.Profile | str | None = None, ver
     profile = _profile(profile)
     folder = train.model_dir(root, profile, mode)
     lesson = "lesson 04" if mode == "real+fake" else "lesson 07"
-    _ensure(folder, profile, lesson, f"python -m helpers.train --profile {profile.name} --mode {mode}",
+    _ensure(folder, profile, lesson, f"{_train_command(root, profile)} --mode {mode}",
             lambda: train.train(root, profile, folder, verbose=verbose, mode=mode))
     return Detector.load(folder)

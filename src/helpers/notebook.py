@@ -1,12 +1,25 @@
-"""What the first code cell of every lesson calls: version checks, seeds, plot style, and a summary."""
+"""What the first code cell of every lesson calls: version checks, the profile, seeds, plot style,
+where files are kept (Google Drive on Colab), and whether the data is there."""
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
-from helpers import config
+from helpers import acquire, config, data, standin
 
 MIN_VERSIONS = {"tensorflow": (2, 18), "keras": (3, 8)}
+DRIVE_MOUNT = Path("/content/drive")
+DRIVE_FOLDER = DRIVE_MOUNT / "MyDrive" / "deepfake-lessons"
+KAGGLE_SECRETS = ("KAGGLE_USERNAME", "KAGGLE_KEY")
+
+LOST_WITHOUT_DRIVE = ("Without Google Drive, data/, models/ and figures/ live in this runtime only: they are "
+                      "lost when it ends, and the next lesson (a runtime of its own) will not find the models "
+                      "this one saves.")
+KAGGLE_HELP = f"""To download the Kaggle dataset here, give Colab your Kaggle API token (kaggle.com > Settings > API):
+  1. in Colab's Secrets panel (the key icon), add {KAGGLE_SECRETS[0]} and {KAGGLE_SECRETS[1]}, allow this
+     notebook to read them, and run this cell again; or
+  2. run `%env {KAGGLE_SECRETS[0]}=...` and `%env {KAGGLE_SECRETS[1]}=...` in a cell, then run this cell again."""
 
 
 def in_colab() -> bool:
@@ -33,18 +46,114 @@ def check_versions() -> dict[str, str]:
     return found
 
 
-def start(profile: str | None = None) -> config.Profile:
-    """Check versions, seed everything, set the plot style, print what this run uses; return the profile."""
+def choose_profile(profile: str | None = None) -> tuple[config.Profile, str]:
+    """The profile in force and where it came from. A profile passed here is exported, so later calls agree."""
+    if profile:
+        chosen = config.get_profile(profile)
+        os.environ[config.PROFILE_ENV] = chosen.name
+        return chosen, "passed to notebook.start()"
+    if os.environ.get(config.PROFILE_ENV):
+        return config.get_profile(), f"from ${config.PROFILE_ENV}"
+    return config.get_profile(), (f"the default; choose with notebook.start(profile=...) or "
+                                  f"%env {config.PROFILE_ENV}=smoke|cpu|full")
+
+
+def keep_files_on_drive(use_drive: bool = True) -> Path | None:
+    """On Colab, mount Google Drive and keep data, models and figures there, so every lesson finds them."""
+    if not use_drive:
+        print(LOST_WITHOUT_DRIVE)
+        return None
+    from google.colab import drive
+
+    try:
+        drive.mount(str(DRIVE_MOUNT))
+    except Exception as err:  # declined or timed out: Colab raises several types, and each is reported
+        print(f"Google Drive is not mounted ({type(err).__name__}: {err}). {LOST_WITHOUT_DRIVE}")
+        return None
+    folder = config.use_storage(DRIVE_FOLDER)
+    print(f"Files are kept on Google Drive, in {folder} (data/, models/, figures/).")
+    return folder
+
+
+def kaggle_credentials() -> bool:
+    """True when a Kaggle token is available; on Colab, read it from the notebook's secrets first."""
+    if (Path.home() / ".kaggle" / "kaggle.json").is_file():
+        return True
+    if in_colab() and not all(os.environ.get(name) for name in KAGGLE_SECRETS):
+        from google.colab import userdata
+
+        try:
+            for name in KAGGLE_SECRETS:
+                os.environ[name] = userdata.get(name)
+        except (userdata.SecretNotFoundError, userdata.NotebookAccessError):
+            return False
+    return all(os.environ.get(name) for name in KAGGLE_SECRETS)
+
+
+def data_layout(root=None) -> tuple[str, Path] | None:
+    """(layout, folder) of the data root, or None when it holds no data yet."""
+    try:
+        return data.find_layout(config.data_root(root))
+    except data.DatasetLayoutError:
+        return None
+
+
+def download_if_missing() -> None:
+    """On Colab, download the Kaggle dataset into data/ when no data is there and a token is set."""
+    if data_layout() is not None or os.environ.get(config.DATA_ENV):
+        return
+    if not kaggle_credentials():
+        print(f"No data in {config.data_root()} yet.\n{KAGGLE_HELP}")
+        return
+    print(f"Downloading {acquire.KAGGLE_HANDLE} from Kaggle (about 1.7 GB: a few minutes)...")
+    print(f"Data is in {acquire.download_kaggle(config.DATA_DIR / acquire.KAGGLE_NAME)}")
+
+
+def no_data_help(root: Path) -> str:
+    """What to do when the data root holds no images: the three ways to get some."""
+    return (f"No images in {root} yet. Three ways to go on:\n"
+            "  1. download the Kaggle dataset (needs a Kaggle API token): python -m helpers.data download\n"
+            "  2. import its zip, downloaded in a browser: python -m helpers.data import PATH/TO/archive.zip\n"
+            "  3. for a first look only, a small stand-in set built from pictures that ship with "
+            f"scikit-image:\n     python -m helpers.standin data/stand-in, then set {config.DATA_ENV} to "
+            "the Kaggle-layout folder it prints and restart the kernel\n"
+            f"Or point ${config.DATA_ENV} at a folder you already have (either layout; see data/README.md).")
+
+
+def report_data(root=None) -> tuple[str, Path] | None:
+    """Print where the data is and in which layout, or how to get some. Never raises for missing data."""
+    root = config.data_root(root)
+    found = data_layout(root)
+    if found is None:
+        print(no_data_help(root))
+        return None
+    layout, folder = found
+    print(f"Data: {folder} ({layout} layout)")
+    if standin.is_standin(folder):
+        print(f"NOTE: {standin.LABEL}")
+    return found
+
+
+def start(profile: str | None = None, use_drive: bool = True) -> config.Profile:
+    """Check versions, choose the profile, seed everything, set the plot style, and say what this run uses.
+
+    On Colab it also keeps files on Google Drive (unless `use_drive=False`) and downloads the data when
+    it is missing and a Kaggle token is set. Returns the profile.
+    """
     from helpers import plots
 
     versions = check_versions()
-    chosen = config.get_profile(profile)
-    config.set_seeds()
-    plots.use_style()
     if in_colab():
         from google.colab import output
 
         output.enable_custom_widget_manager()  # ipywidgets 8 in Colab
+        keep_files_on_drive(use_drive)
+    chosen, source = choose_profile(profile)
+    config.set_seeds()
+    plots.use_style()
     print(" | ".join(f"{name} {version}" for name, version in versions.items()))
-    print(config.describe(chosen))
+    print(f"{config.describe(chosen)} | profile {source}")
+    if in_colab():
+        download_if_missing()
+    report_data()
     return chosen

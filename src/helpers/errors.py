@@ -1,0 +1,14 @@
+"""The errors a learner's or user's step causes (not a bug): notebooks show them as one clear message."""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A missing step or a bad input. In a notebook it shows its message alone, without a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook: the lines a notebook shows instead of the traceback."""
+        return [f"{type(self).__name__}: {self}"]
+
+
+class MissingModelError(UserError, FileNotFoundError):
+    """A lesson needs a model that an earlier lesson (or command) has not trained yet."""
