@@ -5,10 +5,10 @@ import warnings
 
 import pytest
 
-from helpers import data, evaluate, predict
+from helpers import data, evaluate, metrics, predict
 from tests.test_predict import write_bad_files
 
-SUMMARY_KEYS = {"n", "counts", "roc_auc", "average_precision", "eer", "at_threshold", "at_0.5"}
+SUMMARY_KEYS = {"n", "counts", "roc_auc", "average_precision", "eer", "at_threshold", "at_0.5", "ci95"}
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,8 @@ def test_test_split_metrics_and_scores(detector, dfdc):
     first = scores.iloc[0]
     assert first["p_fake"] == pytest.approx(detector.predict_image(first["path"]).p_fake, abs=1e-5)
     assert "ROC-AUC" in str(result) and "balanced accuracy" in str(result)
+    low, high = result.metrics["ci95"]["roc_auc"]
+    assert low <= result.metrics["roc_auc"] <= high and f"[{low:.3f}, {high:.3f}]" in str(result)
 
 
 def test_flat_layout_and_every_image(detector, ffhq):
@@ -86,6 +88,10 @@ def test_command_line_writes_json(trained_model_dir, small_root, tmp_path, capsy
     assert evaluate._main([str(trained_model_dir), str(small_root), "--json", str(out)]) == 0
     written = json.loads(out.read_text())
     assert SUMMARY_KEYS <= set(written) and written["data"]["split"] == "test" and len(written["skipped"]) == 3
+    per_image = written["per_image"]  # enough to recompute every number, intervals included
+    assert len(per_image) == written["n"] and set(per_image[0]) == {"relpath", "split", "label", "p_fake"}
+    labels, scores = [row["label"] for row in per_image], [row["p_fake"] for row in per_image]
+    assert metrics.confidence_intervals(labels, scores, written["model"]["threshold"]) == written["ci95"]
     printed = capsys.readouterr().out
     for words in ("ROC-AUC", "average precision", "at threshold 0.500", "recall real", "skipped: "):
         assert words in printed

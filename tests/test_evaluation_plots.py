@@ -28,22 +28,70 @@ def test_figures_draw():
         plt.close(fig)
 
 
+def _sample(n_per_class: int, separation: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Real scores around 0.5 - separation / 2, fakes around 0.5 + separation / 2."""
+    rng = np.random.default_rng(seed)
+    labels = np.r_[np.zeros(n_per_class, int), np.ones(n_per_class, int)]
+    centres = 0.5 + separation * (labels - 0.5)
+    return labels, np.clip(centres + rng.normal(0, 0.15, labels.size), 0, 1)
+
+
 def test_threshold_table_and_side_by_side():
-    result = metrics.summary(LABELS, SCORES, 0.65)
+    result = metrics.summary(LABELS, SCORES, 0.65, intervals=True)
     table = ep.threshold_table(result)
     assert list(table.index) == ["validation-chosen (0.650)", "fixed 0.5 (0.500)"]
     assert table.loc["fixed 0.5 (0.500)", "recall fake"] == 0.75
-    both = ep.side_by_side({"home": result, "away": metrics.summary(LABELS, 1 - SCORES, 0.5)})
+    both = ep.side_by_side({"home": result, "away": metrics.summary(LABELS, 1 - SCORES, 0.5, intervals=True)})
     assert list(both.index) == ["home", "away"] and both.loc["home", "ROC-AUC"] == 0.812
+    assert both.loc["home", "ROC-AUC low"] <= 0.812 <= both.loc["home", "ROC-AUC high"]
     assert both["images"].tolist() == [8, 8] and both["images"].dtype == int
 
 
-def test_transfer_sentence_follows_the_numbers():
-    home = metrics.summary(LABELS, SCORES, 0.5)
-    chance = metrics.summary(LABELS, np.full(8, 0.5), 0.5)
+def test_interval_table_brackets_every_estimate():
+    table = ep.interval_table(metrics.summary(*_sample(100, 0.3), 0.5, intervals=True))
+    assert list(table.index) == ["ROC-AUC", "accuracy", "balanced accuracy", "recall real", "recall fake"]
+    assert (table["low"] <= table["estimate"]).all() and (table["estimate"] <= table["high"]).all()
+    assert np.allclose(table["width"], table["high"] - table["low"], atol=0.002)
+
+
+def test_transfer_sentence_follows_the_intervals():
+    home = metrics.summary(*_sample(150, 0.4), 0.5, intervals=True)
+    chance = metrics.summary(*_sample(150, 0.0, seed=1), 0.5, intervals=True)
     sentence = ep.transfer_sentence("A", home, "B", chance)
-    assert "falls from 0.812 on A to 0.500 on B" in sentence and "coin toss" in sentence
-    assert "barely moves" in ep.transfer_sentence("A", home, "B", home)
+    assert f"falls from {home['roc_auc']:.3f}" in sentence and "coin toss" in sentence
+    nearby = metrics.summary(*_sample(150, 0.38, seed=2), 0.5, intervals=True)
+    assert "cannot tell the two apart" in ep.transfer_sentence("A", home, "B", nearby)
+
+
+def test_border_heat_share():
+    centre, rim, empty = np.zeros((3, 20, 20))
+    centre[8:12, 8:12] = 1
+    rim[0, :] = 1
+    shares, area = ep.border_heat_share(np.stack([centre, rim, empty, np.ones((20, 20))]), band=0.15)
+    assert area == pytest.approx(1 - (14 / 20) ** 2)
+    assert shares[0] == 0 and shares[1] == 1 and np.isnan(shares[2]) and shares[3] == pytest.approx(area)
+
+
+def _robustness_rows(name: str, clean: tuple, harsh: tuple) -> pd.DataFrame:
+    """A clean and a harsh step: (ROC-AUC, low, high, balanced accuracy, low, high) each."""
+    columns = ["roc_auc", "roc_auc_low", "roc_auc_high", "balanced_accuracy", "balanced_accuracy_low",
+               "balanced_accuracy_high"]
+    frame = pd.DataFrame([clean, harsh], columns=columns)
+    return frame.assign(perturbation=name, step=[0, 1], level=[np.nan, 3.0])
+
+
+def test_robustness_reading_compares_intervals():
+    table = pd.concat([
+        _robustness_rows("blur", (0.97, 0.95, 0.99, 0.90, 0.86, 0.94), (0.96, 0.93, 0.98, 0.52, 0.49, 0.55)),
+        _robustness_rows("jpeg", (0.97, 0.95, 0.99, 0.90, 0.86, 0.94), (0.70, 0.62, 0.78, 0.65, 0.58, 0.72)),
+        _robustness_rows("noise", (0.97, 0.95, 0.99, 0.90, 0.86, 0.94), (0.96, 0.94, 0.98, 0.89, 0.85, 0.93)),
+        _robustness_rows("downscale", (0.55, 0.40, 0.70, 0.50, 0.40, 0.60), (0.50, 0.35, 0.65, 0.5, 0.4, 0.6)),
+    ], ignore_index=True)
+    blur, jpeg, noise, downscale = ep.robustness_reading(table).splitlines()
+    assert blur.startswith("blur at sigma 3: ROC-AUC 0.970 \u2192 0.960 [0.930, 0.980]")
+    assert "the ranking survives but the threshold does not" in blur
+    assert "the ranking itself breaks" in jpeg and "both the ranking and the verdicts" in noise
+    assert "cannot be told from chance" in downscale
 
 
 def test_most_confident_picks_by_outcome(scores):
@@ -59,11 +107,17 @@ def test_most_confident_picks_by_outcome(scores):
 
 def test_gradcam_grid_and_robustness_plot(trained_model_dir, scores):
     detector = predict.as_detector(trained_model_dir)
-    fig = ep.gradcam_grid(detector, ep.most_confident(scores, per_outcome=1))
+    examples = ep.most_confident(scores, per_outcome=1)
+    fig = ep.gradcam_grid(detector, examples)
     assert len([ax for ax in fig.axes if ax.images]) == 4
     plt.close(fig)
+    originals, heatmaps = ep.gradcam_maps(detector, examples)
+    assert len(originals) == 2 and heatmaps.shape == (2, detector.image_size, detector.image_size)
+    shares, _ = ep.border_heat_share(heatmaps)
+    assert all(np.isnan(share) or 0 <= share <= 1 for share in shares)
     table = pd.DataFrame({"perturbation": ["jpeg"] * 3, "step": [0, 1, 2], "level": [np.nan, 50, 10],
-                          "roc_auc": [0.9, 0.8, 0.6], "balanced_accuracy": [0.8, 0.7, 0.6]})
+                          "roc_auc": [0.9, 0.8, 0.6], "roc_auc_low": [0.85, 0.7, 0.5],
+                          "roc_auc_high": [0.95, 0.9, 0.7]})
     fig = ep.robustness_plot(table)
     assert "jpeg (quality 50 \u2192 10)" in [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
     plt.close(fig)

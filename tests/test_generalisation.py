@@ -47,19 +47,46 @@ def test_cross_dataset_table_and_its_reading(trained_model_dir, dfdc, ffhq):
     assert list(table["tested on"]) == ["dfdc", "ffhq"]
     assert list(table["in-domain"]) == [True, False]
     assert table["ROC-AUC"].between(0, 1).all() and (table["images"] == 48).all()
+    assert (table["ROC-AUC low"] <= table["ROC-AUC"]).all() and (table["ROC-AUC"] <= table["ROC-AUC high"]).all()
+    assert (table["ROC-AUC high"] - table["ROC-AUC low"] > 0.05).all(), "48 images leave a wide interval"
     assert generalisation.auc_matrix(table).shape == (1, 2)
+    cell = generalisation.auc_matrix(table, intervals=True).loc[("dfdc", "real+fake"), "ffhq"]
+    row = table.iloc[1]
+    assert cell == f"{row['ROC-AUC']:.2f} [{row['ROC-AUC low']:.2f}, {row['ROC-AUC high']:.2f}]"
     sentence = generalisation.describe(table)
     assert "Trained on dfdc (real+fake)" in sentence and "on ffhq" in sentence
 
 
+def _table(aucs: list[tuple[float, float, float]]) -> pd.DataFrame:
+    """A made-up cross-dataset table: (ROC-AUC, low, high) for dfdc's two modes on dfdc, then ffhq."""
+    auc, low, high = zip(*aucs)
+    return pd.DataFrame({"trained on": ["dfdc"] * 4, "mode": ["real+fake"] * 2 + ["real+sbi"] * 2,
+                         "tested on": ["dfdc", "ffhq"] * 2, "in-domain": [True, False] * 2,
+                         "ROC-AUC": auc, "ROC-AUC low": low, "ROC-AUC high": high})
+
+
 def test_reading_says_when_the_own_fakes_were_never_seen():
-    table = pd.DataFrame({"trained on": ["dfdc"] * 4, "mode": ["real+fake"] * 2 + ["real+sbi"] * 2,
-                          "tested on": ["dfdc", "ffhq"] * 2, "in-domain": [True, False] * 2,
-                          "ROC-AUC": [0.84, 0.55, 0.54, 0.40]})
+    table = _table([(0.84, 0.79, 0.88), (0.55, 0.47, 0.63), (0.54, 0.48, 0.60), (0.40, 0.31, 0.48)])
     standard, sbi_only = generalisation.describe(table).splitlines()
-    assert "0.84 on its own test set" in standard and "never saw" not in standard
-    assert "0.54 on dfdc's test set (fakes it never saw)" in sbi_only
-    assert standard.endswith("close to chance.") and sbi_only.endswith("more real than the real faces.")
+    assert "0.84 [0.79, 0.88] on its own test set" in standard and "never saw" not in standard
+    assert "0.54 [0.48, 0.60] on dfdc's test set (fakes it never saw)" in sbi_only
+    assert standard.endswith("indistinguishable from chance: its interval holds 0.5.")
+    assert sbi_only.endswith("more real than the real faces.")
+
+
+@pytest.mark.parametrize("other, expected", [
+    ((0.44, 0.36, 0.52), "indistinguishable from chance"),  # the point is below 0.5, the interval is not
+    ((0.40, 0.31, 0.49), "below chance"),
+    ((0.70, 0.62, 0.77), "clearly below its own test set"),
+    ((0.82, 0.76, 0.88), "not clearly different from its own test set"),
+    ((0.95, 0.90, 0.99), "clearly better than on its own test set"),
+])
+def test_verdict_reads_the_interval_not_the_point(other, expected):
+    own = {"ROC-AUC": 0.84, "ROC-AUC low": 0.79, "ROC-AUC high": 0.88}
+    row = dict(zip(["ROC-AUC", "ROC-AUC low", "ROC-AUC high"], other))
+    reading = generalisation.verdict(row, own)
+    assert expected in reading
+    assert ("below chance" in reading) == (other[2] < 0.5), "only an interval wholly under 0.5 is below chance"
 
 
 def test_data_roots_add_the_cross_root_only_when_set(monkeypatch, dfdc, ffhq):

@@ -33,3 +33,65 @@ def test_metrics_on_one_class_do_not_crash():
 def test_mismatched_inputs_are_refused():
     with pytest.raises(ValueError, match="as many"):
         metrics.summary([0, 1], [0.5], threshold=0.5)
+
+
+def _separable_sample(n_per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping real and fake score distributions: ROC-AUC about 0.8."""
+    rng = np.random.default_rng(seed)
+    labels = np.r_[np.zeros(n_per_class, int), np.ones(n_per_class, int)]
+    return labels, np.r_[rng.beta(2, 3, n_per_class), rng.beta(3, 2, n_per_class)]
+
+
+def test_fast_roc_auc_agrees_with_scikit_learn():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    labels, scores = rng.integers(0, 2, 200), np.round(rng.random(200), 1)  # many ties
+    assert metrics.roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+def test_bootstrap_interval_holds_the_estimate_and_repeats():
+    labels, scores = _separable_sample(150)
+    low, high = metrics.bootstrap_interval(labels, scores, metrics.roc_auc)
+    assert low < metrics.roc_auc(labels, scores) < high and 0.05 < high - low < 0.2
+    assert metrics.bootstrap_interval(labels, scores, metrics.roc_auc) == (low, high)
+    assert metrics.bootstrap_interval(labels, scores, metrics.roc_auc, seed=1) != (low, high)
+
+
+def test_bootstrap_interval_narrows_as_the_sample_grows():
+    widths = [np.subtract(*metrics.bootstrap_interval(*_separable_sample(n), metrics.roc_auc)[::-1])
+              for n in (50, 1000)]
+    assert widths[1] < widths[0] / 3  # the width shrinks like one over the square root of n
+
+
+def test_bootstrap_resamples_keep_both_classes():
+    labels = np.r_[np.zeros(98, int), np.ones(2, int)]  # plain resampling would often draw no fake at all
+    scores = np.r_[np.linspace(0, 0.5, 98), [0.4, 0.9]]
+    low, high = metrics.bootstrap_interval(labels, scores, metrics.roc_auc)
+    assert 0 <= low < high <= 1
+
+
+def test_bootstrap_interval_refuses_bad_input():
+    with pytest.raises(ValueError, match="as many"):
+        metrics.bootstrap_interval([0, 1, 0], [0.5, 0.2], metrics.roc_auc)
+    with pytest.raises(ValueError, match="two images of each class"):
+        metrics.bootstrap_interval([1, 1, 1, 1], [0.2, 0.4, 0.6, 0.8], metrics.roc_auc)
+    with pytest.raises(ValueError, match="0 \\(real\\) or 1"):
+        metrics.bootstrap_interval([0, 0, 2, 2], [0.2, 0.4, 0.6, 0.8], metrics.roc_auc)
+    with pytest.raises(ValueError, match="confidence"):
+        metrics.bootstrap_interval(*_separable_sample(5), metrics.roc_auc, confidence=95)
+
+
+def test_summary_intervals_are_json_ready_and_bracket_the_metrics():
+    labels, scores = _separable_sample(100)
+    result = metrics.summary(labels, scores, threshold=0.5, intervals=True)
+    ci = result["ci95"]
+    assert set(ci) == {"roc_auc", "accuracy", "balanced_accuracy", "recall_real", "recall_fake"}
+    assert all(isinstance(bounds, list) and len(bounds) == 2 for bounds in ci.values())
+    at = result["at_threshold"]
+    point = {"roc_auc": result["roc_auc"], "accuracy": at["accuracy"], "balanced_accuracy": at["balanced_accuracy"],
+             "recall_real": at["recall"]["real"], "recall_fake": at["recall"]["fake"]}
+    for name, value in point.items():
+        assert ci[name][0] <= value <= ci[name][1], name
+    assert "ci95" not in metrics.summary(labels, scores, threshold=0.5)
+    assert metrics.confidence_intervals([1, 1, 0], [0.2, 0.7, 0.9], 0.5)["roc_auc"] is None

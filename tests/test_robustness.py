@@ -1,4 +1,4 @@
-"""ROC-AUC under perturbations: the table's shape, the clean step, and repeatability."""
+"""ROC-AUC under perturbations: the table's shape, its intervals, the clean step, and repeatability."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,6 +33,12 @@ def test_one_row_per_perturbation_and_step(table):
     assert table.loc[table["step"] > 0, "level"].tolist() == [60, 10, 4, 2.0]
     assert table.loc[table["step"] == 0, "level"].isna().all()
     assert table["roc_auc"].between(0, 1).all() and table["balanced_accuracy"].between(0, 1).all()
+
+
+def test_every_number_has_its_interval(table):
+    for column in ("roc_auc", "balanced_accuracy"):
+        assert (table[f"{column}_low"] <= table[column]).all() and (table[column] <= table[f"{column}_high"]).all()
+    assert (table["roc_auc_high"] - table["roc_auc_low"] > 0.1).all(), "twelve images leave a wide interval"
 
 
 def test_step_zero_is_the_clean_auc(table, detector, faces):

@@ -2,8 +2,10 @@
 
     python -m helpers.evaluate MODEL_DIR DATA_ROOT [--split test|validation|train|all] [--json OUT]
 
-Unreadable files are skipped and listed. If the images evaluated are the ones the model was trained
-or tuned on, the result says so loudly: those numbers measure memory, not detection.
+ROC-AUC, accuracy and the recalls come with 95% bootstrap intervals; the JSON file also holds every
+image's p(fake), so anyone can recompute them. Unreadable files are skipped and listed. If the images
+evaluated are the ones the model was trained or tuned on, the result says so loudly: those numbers
+measure memory, not detection.
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ class OverlapWarning(UserWarning):
 class Evaluation:
     """What `evaluate` returns.
 
-    metrics: JSON-ready dict (metrics.summary plus model, data, skipped files and any overlap warning).
+    metrics: JSON-ready dict (metrics.summary with its "ci95" intervals, plus model, data, skipped files
+        and any overlap warning).
     scores: one row per scored image: path, relpath, split, label, class_name, p_fake, predicted.
     skipped: the files left out: path, relpath, split, label, error.
     overlap: the overlap warning, or None.
@@ -50,6 +53,11 @@ class Evaluation:
 
     def __str__(self) -> str:
         return format_summary(self.metrics)
+
+    def as_json(self) -> dict:
+        """The metrics plus "per_image": relpath, split, label and p_fake of every scored image."""
+        columns = ["relpath", "split", "label", "p_fake"]
+        return {**self.metrics, "per_image": self.scores[columns].to_dict("records")}
 
 
 def select_split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -134,27 +142,36 @@ def evaluate(model_dir_or_detector: Detector | str | os.PathLike, data_root: str
                  "profile": getattr(profile, "name", profile), "fingerprint": data.fingerprint(scored)},
         "overlap_warning": overlap,
         "skipped": [{"relpath": row.relpath, "error": row.error} for row in skipped.itertuples()],
-        **metrics.summary(scored["label"], scored["p_fake"], detector.threshold),
+        **metrics.summary(scored["label"], scored["p_fake"], detector.threshold, intervals=True),
     }
     return Evaluation(result, scored, skipped, overlap)
 
 
-def _number(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+def _number(value, interval=None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
 
 def format_summary(result: dict) -> str:
-    """A few lines for the terminal or a notebook: what was scored, the ranking metrics, both thresholds."""
+    """A few lines for the terminal or a notebook: what was scored, the ranking metrics, both thresholds.
+
+    Brackets hold 95% bootstrap intervals (at the model's threshold; none are computed at 0.5).
+    """
     counts = ", ".join(f"{n} {name}" for name, n in result["counts"].items())
+    ci = result["ci95"]
     lines = [f"{result['model']['backbone']} ({result['model']['image_size']} px) on {result['data']['root']}, "
              f"split {result['data']['split']}: {result['n']} images ({counts}), {len(result['skipped'])} skipped.",
-             f"ROC-AUC {_number(result['roc_auc'])} | average precision {_number(result['average_precision'])} | "
-             f"EER {_number(result['eer'])}"]
-    for key in ("at_threshold", "at_0.5"):
+             f"ROC-AUC {_number(result['roc_auc'], ci['roc_auc'])} | "
+             f"average precision {_number(result['average_precision'])} | EER {_number(result['eer'])}"]
+    for key, bounds in (("at_threshold", ci), ("at_0.5", {})):
         part = result[key]
-        recall = ", ".join(f"{name} {value:.3f}" for name, value in part["recall"].items())
-        lines.append(f"at threshold {part['threshold']:.3f}: accuracy {part['accuracy']:.3f}, "
-                     f"balanced accuracy {part['balanced_accuracy']:.3f}, recall {recall}")
+        recall = ", ".join(f"{name} {_number(value, bounds.get(f'recall_{name}'))}"
+                           for name, value in part["recall"].items())
+        lines.append(f"at threshold {part['threshold']:.3f}: "
+                     f"accuracy {_number(part['accuracy'], bounds.get('accuracy'))}, "
+                     f"balanced accuracy {_number(part['balanced_accuracy'], bounds.get('balanced_accuracy'))}, "
+                     f"recall {recall}")
     lines += [f"skipped: {item['relpath']}: {item['error']}" for item in result["skipped"]]
     if result["overlap_warning"]:
         lines.append(f"WARNING: {result['overlap_warning']}")
@@ -170,7 +187,7 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=SPLIT_CHOICES, default="test",
                         help="which images to score (default: test; 'all' for a folder the model never saw)")
     parser.add_argument("--profile", help="score only this profile's subset of the split (e.g. smoke)")
-    parser.add_argument("--json", type=Path, help="write the metrics to this JSON file")
+    parser.add_argument("--json", type=Path, help="write the metrics, their intervals and every image's p(fake) here")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--backend", choices=BACKENDS,
                         help="auto: the model's fresh model.tflite, else Keras (default: $DEEPFAKE_BACKEND or auto)")
@@ -180,7 +197,7 @@ def _main(argv: list[str] | None = None) -> int:
         evaluation = evaluate(detector, args.data_root, args.split, args.profile, args.batch_size)
         print(evaluation)
         if args.json:
-            saving.write_json(args.json, evaluation.metrics)
+            saving.write_json(args.json, evaluation.as_json())
             print(f"Wrote {args.json}")
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

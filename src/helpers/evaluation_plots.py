@@ -1,7 +1,8 @@
 """Figures and tables for lesson 05: confusion matrices, curves, calibration, errors, Grad-CAM, robustness.
 
 The functions take labels and p(fake) scores, or what `evaluate` and `robustness` return, and give
-back a matplotlib Figure, a DataFrame or a sentence; the notebook saves and shows them.
+back a matplotlib Figure, a DataFrame or a sentence; the notebook saves and shows them. Sentences
+judge differences by the 95% bootstrap intervals, never by the point estimates alone.
 """
 from __future__ import annotations
 
@@ -50,6 +51,19 @@ def threshold_table(result: dict) -> pd.DataFrame:
             "recall real": part["recall"]["real"], "recall fake": part["recall"]["fake"],
             "precision fake": part["precision"]["fake"]}
     return pd.DataFrame(rows).T.round(3)
+
+
+def interval_table(result: dict) -> pd.DataFrame:
+    """The headline numbers of an `evaluate` result with their 95% bootstrap intervals and widths."""
+    part, ci = result["at_threshold"], result["ci95"]
+    estimates = {"ROC-AUC": (result["roc_auc"], ci["roc_auc"]),
+                 "accuracy": (part["accuracy"], ci["accuracy"]),
+                 "balanced accuracy": (part["balanced_accuracy"], ci["balanced_accuracy"]),
+                 "recall real": (part["recall"]["real"], ci["recall_real"]),
+                 "recall fake": (part["recall"]["fake"], ci["recall_fake"])}
+    rows = {name: {"estimate": value, "low": bounds[0], "high": bounds[1], "width": bounds[1] - bounds[0]}
+            for name, (value, bounds) in estimates.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").round(3)
 
 
 # ----------------------------------------------------------------------------- curves
@@ -142,15 +156,37 @@ def error_gallery(examples: pd.DataFrame, columns: int = 4) -> plt.Figure:
     return plots.image_grid(pictures, [_title(row) for row in examples.itertuples()], columns=columns, size=2.4)
 
 
+def gradcam_maps(detector: Detector, examples: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:
+    """The examples' images as decoded, and their Grad-CAM maps for "fake" at the model's input size."""
+    originals = [images.load_image(path) for path in examples["path"]]
+    model_inputs = np.stack([images.resize(image, detector.image_size) for image in originals])
+    return originals, gradcam.gradcam(detector.model, model_inputs, class_index=1)
+
+
+def border_heat_share(heatmaps: np.ndarray, band: float = 0.15) -> tuple[np.ndarray, float]:
+    """Per map, the share of its heat within `band` (a fraction of the side) of the edge; and that band's area share.
+
+    A map with no heat at all (no region pushed towards "fake") gives NaN. A share well above the
+    area share means the evidence for "fake" sits at the borders: hair, background, the crop's edge.
+    """
+    heatmaps = np.asarray(heatmaps, dtype=float)
+    height, width = heatmaps.shape[1:3]
+    rim_y, rim_x = max(1, round(band * height)), max(1, round(band * width))
+    inner = np.zeros((height, width), bool)
+    inner[rim_y:height - rim_y, rim_x:width - rim_x] = True
+    totals = heatmaps.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(totals > 0, heatmaps[:, ~inner].sum(axis=1) / totals, np.nan)
+    return shares, float((~inner).mean())
+
+
 def gradcam_grid(detector: Detector, examples: pd.DataFrame, alpha: float = 0.4) -> plt.Figure:
     """For each example, the image and its Grad-CAM map for "fake" overlaid, side by side.
 
     The map is computed on what the model sees (the image at its input size) and drawn over the
     original, so the details stay visible.
     """
-    originals = [images.load_image(path) for path in examples["path"]]
-    model_inputs = np.stack([images.resize(image, detector.image_size) for image in originals])
-    heatmaps = gradcam.gradcam(detector.model, model_inputs, class_index=1)
+    originals, heatmaps = gradcam_maps(detector, examples)
     pictures, titles = [], []
     for original, heatmap, row in zip(originals, heatmaps, examples.itertuples()):
         pictures += [original, gradcam.overlay(original, heatmap, alpha=alpha)]
@@ -162,18 +198,54 @@ def gradcam_grid(detector: Detector, examples: pd.DataFrame, alpha: float = 0.4)
 
 
 def robustness_plot(table: pd.DataFrame) -> plt.Figure:
-    """ROC-AUC against severity (step 0 = clean), one line per perturbation of `robustness.robustness_table`."""
+    """ROC-AUC against severity (step 0 = clean), one line per perturbation, its 95% interval shaded."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, rows in table.groupby("perturbation", sort=False):
         levels = rows.loc[rows["step"] > 0, "level"]
-        ax.plot(rows["step"], rows["roc_auc"], marker="o",
-                label=f"{name} ({LEVEL_NAMES.get(name, 'level')} {levels.iloc[0]:g} \u2192 {levels.iloc[-1]:g})")
+        label = f"{name} ({LEVEL_NAMES.get(name, 'level')} {levels.iloc[0]:g} \u2192 {levels.iloc[-1]:g})"
+        line, = ax.plot(rows["step"], rows["roc_auc"], marker="o", label=label)
+        ax.fill_between(rows["step"], rows["roc_auc_low"], rows["roc_auc_high"], color=line.get_color(), alpha=0.15)
     ax.axhline(0.5, color="grey", linestyle=":", label="chance")
-    ax.set(title="ROC-AUC as the images degrade", xlabel="severity step (0 = the clean image)", ylabel="ROC-AUC",
-           xticks=sorted(table["step"].unique()))
+    ax.set(title="ROC-AUC as the images degrade (shaded: 95% interval)", ylabel="ROC-AUC",
+           xlabel="severity step (0 = the clean image)", xticks=sorted(table["step"].unique()))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _overlap(low_a: float, high_a: float, low_b: float, high_b: float) -> bool:
+    return low_a <= high_b and low_b <= high_a
+
+
+def robustness_reading(table: pd.DataFrame) -> str:
+    """One sentence per perturbation: does the ranking (ROC-AUC) and do the verdicts (balanced accuracy) survive?
+
+    Compares the clean step with the harshest one by their 95% intervals: overlapping intervals
+    count as "held", an interval that holds 0.5 as chance.
+    """
+    lines = []
+    for name, rows in table.groupby("perturbation", sort=False):
+        clean, harsh = rows.iloc[0], rows.iloc[-1]
+        numbers = (f"{name} at {LEVEL_NAMES.get(name, 'level')} {harsh['level']:g}: ROC-AUC {clean['roc_auc']:.3f} "
+                   f"\u2192 {harsh['roc_auc']:.3f} [{harsh['roc_auc_low']:.3f}, {harsh['roc_auc_high']:.3f}], "
+                   f"balanced accuracy {clean['balanced_accuracy']:.2f} \u2192 {harsh['balanced_accuracy']:.2f} "
+                   f"[{harsh['balanced_accuracy_low']:.2f}, {harsh['balanced_accuracy_high']:.2f}]")
+        lines.append(f"{numbers}: {_robustness_verdict(clean, harsh)}.")
+    return "\n".join(lines)
+
+
+def _robustness_verdict(clean, harsh) -> str:
+    if clean["roc_auc_low"] <= 0.5:
+        return "the clean model itself cannot be told from chance here, so its decline says nothing"
+    if not _overlap(clean["roc_auc_low"], clean["roc_auc_high"], harsh["roc_auc_low"], harsh["roc_auc_high"]):
+        return "the ranking itself breaks: the model relied on detail this perturbation destroys"
+    threshold_held = harsh["balanced_accuracy_low"] > 0.5 and _overlap(
+        clean["balanced_accuracy_low"], clean["balanced_accuracy_high"],
+        harsh["balanced_accuracy_low"], harsh["balanced_accuracy_high"])
+    if threshold_held:
+        return "both the ranking and the verdicts at the threshold hold"
+    return ("the ranking survives but the threshold does not: the scores keep their order but move past "
+            "the threshold chosen on clean images")
 
 
 # ----------------------------------------------------------------------------- two data sets
@@ -184,16 +256,19 @@ def side_by_side(results: dict[str, dict]) -> pd.DataFrame:
     rows = {}
     for name, result in results.items():
         part = result["at_threshold"]
-        rows[name] = {"images": result["n"], "ROC-AUC": result["roc_auc"],
+        low, high = result["ci95"]["roc_auc"]
+        rows[name] = {"images": result["n"], "ROC-AUC": result["roc_auc"], "ROC-AUC low": low, "ROC-AUC high": high,
                       "average precision": result["average_precision"], "equal error rate": result["eer"],
                       "balanced accuracy": part["balanced_accuracy"],
                       "recall real": part["recall"]["real"], "recall fake": part["recall"]["fake"]}
     return pd.DataFrame.from_dict(rows, orient="index").round(3)  # the last three at the model's threshold
 
 
-def _auc_phrase(auc: float) -> str:
-    if auc < 0.55:
-        return "no better than a coin toss"
+def _auc_phrase(auc: float, low: float, high: float) -> str:
+    if high < 0.5:
+        return "worse than a coin toss (it ranks these fakes as more real than the real faces)"
+    if low <= 0.5:
+        return "indistinguishable from a coin toss"
     if auc < 0.7:
         return "weak"
     if auc < 0.85:
@@ -201,16 +276,22 @@ def _auc_phrase(auc: float) -> str:
     return "strong"
 
 
+def _auc_with_interval(result: dict) -> str:
+    low, high = result["ci95"]["roc_auc"]
+    return f"{result['roc_auc']:.3f} [{low:.3f}, {high:.3f}]"
+
+
 def transfer_sentence(home: str, home_result: dict, away: str, away_result: dict) -> str:
-    """One honest sentence, generated from the numbers, on how a model carries over to another data set."""
-    home_auc, away_auc = home_result["roc_auc"], away_result["roc_auc"]
-    change = away_auc - home_auc
-    if abs(change) < 0.03:
-        trend = f"ROC-AUC barely moves ({home_auc:.3f} on {home}, {away_auc:.3f} on {away})"
+    """One honest sentence, generated from the numbers and their intervals, on how a model carries over."""
+    (home_low, home_high), (away_low, away_high) = home_result["ci95"]["roc_auc"], away_result["ci95"]["roc_auc"]
+    if _overlap(home_low, home_high, away_low, away_high):
+        trend = (f"ROC-AUC is {_auc_with_interval(home_result)} on {home} and {_auc_with_interval(away_result)} "
+                 f"on {away}; the intervals overlap, so these samples cannot tell the two apart")
     else:
-        trend = (f"ROC-AUC {'falls' if change < 0 else 'rises'} from {home_auc:.3f} on {home} "
-                 f"to {away_auc:.3f} on {away}")
+        direction = "falls" if away_result["roc_auc"] < home_result["roc_auc"] else "rises"
+        trend = (f"ROC-AUC {direction} from {_auc_with_interval(home_result)} on {home} to "
+                 f"{_auc_with_interval(away_result)} on {away}, further than the noise of either sample")
     recall = away_result["at_threshold"]["recall"]
-    return (f"{trend}: on {away} the ranking is {_auc_phrase(away_auc)}, and at the model's threshold "
-            f"(chosen on validation images from its training source) it catches {recall['fake']:.0%} of "
-            f"the fakes while clearing {recall['real']:.0%} of the real faces.")
+    return (f"{trend}. On {away} the ranking is {_auc_phrase(away_result['roc_auc'], away_low, away_high)}, and at "
+            f"the model's threshold (chosen on validation images from its training source) it catches "
+            f"{recall['fake']:.0%} of the fakes while clearing {recall['real']:.0%} of the real faces.")

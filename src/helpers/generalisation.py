@@ -22,7 +22,7 @@ def data_roots() -> dict[str, Path]:
 
 
 def cross_dataset_table(models: dict, roots: dict[str, str | Path], profile: config.Profile | None = None) -> pd.DataFrame:
-    """ROC-AUC and balanced accuracy of each model on each root's test split.
+    """ROC-AUC (with its 95% bootstrap interval) and balanced accuracy of each model on each root's test split.
 
     `models` maps a row name to (training root name, mode, model folder or Detector); `roots` maps a
     data-set name to its folder. With `profile`, only the profile's subset of each test split is scored.
@@ -33,39 +33,57 @@ def cross_dataset_table(models: dict, roots: dict[str, str | Path], profile: con
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", OverlapWarning)  # test splits never overlap; the check is in evaluate
                 result = evaluate(model, root, split="test", profile=profile, progress=False).metrics
+            low, high = result["ci95"]["roc_auc"]
             rows.append({"model": name, "trained on": trained_on, "mode": mode, "tested on": tested_on,
                          "in-domain": trained_on == tested_on, "ROC-AUC": result["roc_auc"],
+                         "ROC-AUC low": low, "ROC-AUC high": high,
                          "balanced accuracy": result["at_threshold"]["balanced_accuracy"],
                          "fake recall": result["at_threshold"]["recall"]["fake"], "images": result["n"]})
     return pd.DataFrame(rows)
 
 
-def auc_matrix(table: pd.DataFrame) -> pd.DataFrame:
-    """ROC-AUC with one row per model and one column per test set."""
-    return table.pivot_table(index=["trained on", "mode"], columns="tested on", values="ROC-AUC")
+def auc_matrix(table: pd.DataFrame, intervals: bool = False) -> pd.DataFrame:
+    """ROC-AUC with one row per model and one column per test set; with `intervals`, as "0.84 [0.79, 0.88]"."""
+    if not intervals:
+        return table.pivot_table(index=["trained on", "mode"], columns="tested on", values="ROC-AUC")
+    cells = table.assign(cell=[_with_interval(row) for row in table.to_dict("records")])
+    return cells.pivot(index=["trained on", "mode"], columns="tested on", values="cell")
+
+
+def _with_interval(row: dict) -> str:
+    return f"{row['ROC-AUC']:.2f} [{row['ROC-AUC low']:.2f}, {row['ROC-AUC high']:.2f}]"
 
 
 def describe(table: pd.DataFrame) -> str:
-    """Plain sentences on what the table shows, written from its numbers."""
+    """Plain sentences on what the table shows, written from its numbers and their 95% intervals."""
     lines = []
     for (trained_on, mode), group in table.groupby(["trained on", "mode"], sort=False):
-        own = group.loc[group["in-domain"], "ROC-AUC"]
+        own = group[group["in-domain"]]
         other = group.loc[~group["in-domain"]]
         if own.empty or other.empty:
             continue
+        own = own.iloc[0].to_dict()
         # A model that learnt "fake" from pseudo-fakes alone never saw the fakes of its own data either.
         own_set = "its own test set" if "fake" in mode.split("+") else f"{trained_on}'s test set (fakes it never saw)"
         for row in other.to_dict("records"):
-            auc = row["ROC-AUC"]
-            lines.append(f"Trained on {trained_on} ({mode}): ROC-AUC {own.iloc[0]:.2f} on {own_set}, "
-                         f"{auc:.2f} on {row['tested on']} — {_verdict(auc, own.iloc[0], own_set)}.")
+            lines.append(f"Trained on {trained_on} ({mode}): ROC-AUC {_with_interval(own)} on {own_set}, "
+                         f"{_with_interval(row)} on {row['tested on']} — {verdict(row, own, own_set)}.")
     return "\n".join(lines) or "Give at least two data roots to compare in-domain and cross-dataset results."
 
 
-def _verdict(auc: float, own_auc: float, own_set: str) -> str:
-    """How a cross-dataset ROC-AUC reads next to the in-domain one."""
-    if auc < 0.45:
-        return "below chance: it finds these fakes more real than the real faces"
-    if auc < 0.6:
-        return "close to chance"
-    return f"well below {own_set}" if own_auc - auc > 0.1 else f"about as good as on {own_set}"
+def verdict(row: dict, own: dict, own_set: str = "its own test set") -> str:
+    """How a cross-dataset ROC-AUC reads next to the in-domain one, judged by their 95% intervals.
+
+    An interval wholly below 0.5 means the model ranks these fakes as more real than the real faces;
+    one that holds 0.5 cannot be told from chance; two intervals that do not overlap differ clearly.
+    """
+    low, high = row["ROC-AUC low"], row["ROC-AUC high"]
+    if high < 0.5:
+        return "below chance, even at the top of its interval: it ranks these fakes as more real than the real faces"
+    if low <= 0.5:
+        return "indistinguishable from chance: its interval holds 0.5"
+    if high < own["ROC-AUC low"]:
+        return f"better than chance, but clearly below {own_set} (the intervals do not overlap)"
+    if low > own["ROC-AUC high"]:
+        return f"clearly better than on {own_set} (the intervals do not overlap)"
+    return f"not clearly different from {own_set} (the intervals overlap)"

@@ -1,5 +1,8 @@
 """How a detector's ROC-AUC holds up when images are degraded the way the internet degrades them.
 
+Every ROC-AUC and balanced accuracy comes with its 95% bootstrap interval (`metrics.bootstrap_interval`),
+so a drop can be told from the noise of a small test set.
+
 Each image is decoded once at its own resolution. Every perturbation is applied there, and only then
 is the image resized to the model's input size: a re-uploaded photo is compressed, shrunk or blurred
 at the size it was posted, and the detector sees the result. Perturbing the model-size copy instead
@@ -11,12 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
-
-from helpers import augment, images
+from helpers import augment, images, metrics
 from helpers.predict import Detector
 
-COLUMNS = ["perturbation", "step", "level", "roc_auc", "balanced_accuracy"]
+COLUMNS = ["perturbation", "step", "level", "roc_auc", "roc_auc_low", "roc_auc_high",
+           "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high"]
 
 
 def _levels(perturbations, levels: dict | None) -> dict[str, list]:
@@ -37,15 +39,17 @@ def _at_model_size(originals: list[np.ndarray], size: int, change=None, workers:
 
 
 def _row(name: str, step: int, level, labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
-    predicted = (scores >= threshold).astype(int)
-    return {"perturbation": name, "step": step, "level": level,
-            "roc_auc": float(skm.roc_auc_score(labels, scores)),
-            "balanced_accuracy": float(skm.balanced_accuracy_score(labels, predicted))}
+    row = {"perturbation": name, "step": step, "level": level}
+    balanced_accuracy = metrics.threshold_statistics(threshold)["balanced_accuracy"]
+    for column, statistic in (("roc_auc", metrics.roc_auc), ("balanced_accuracy", balanced_accuracy)):
+        row[column] = statistic(labels, scores)
+        row[f"{column}_low"], row[f"{column}_high"] = metrics.bootstrap_interval(labels, scores, statistic)
+    return row
 
 
 def robustness_table(detector: Detector, frame: pd.DataFrame, perturbations=("jpeg", "downscale", "blur"),
                      levels: dict | None = None, workers: int = 4) -> pd.DataFrame:
-    """ROC-AUC (and balanced accuracy at the model's threshold) under each perturbation and level.
+    """ROC-AUC and balanced accuracy at the model's threshold, each with its 95% interval, per perturbation and level.
 
     `frame` holds path and label columns (both classes). `levels` maps a perturbation to its levels,
     mild to harsh; by default those of `augment.PERTURBATIONS`. One row per perturbation and step:
