@@ -232,4 +232,5 @@ def test_litert_features_match_keras_or_fall_back(trained_model_dir, faces, monk
     monkeypatch.setattr(export, "TOLERANCE", -1.0)  # no conversion can agree now
     with pytest.warns(UserWarning, match="extracting with Keras"):
         fallback = export.litert_features(extractor, batches)
-    np.testing.assert_allclose(fallback, expected, atol=1e-6)
+    # Keras itself, at another batch size: oneDNN sums in another order, so agree to float32 rounding only.
+    np.testing.assert_allclose(fallback, expected, rtol=1e-4, atol=1e-5)
