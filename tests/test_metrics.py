@@ -95,3 +95,26 @@ def test_summary_intervals_are_json_ready_and_bracket_the_metrics():
         assert ci[name][0] <= value <= ci[name][1], name
     assert "ci95" not in metrics.summary(labels, scores, threshold=0.5)
     assert metrics.confidence_intervals([1, 1, 0], [0.2, 0.7, 0.9], 0.5)["roc_auc"] is None
+
+
+def test_a_paired_difference_interval_is_zero_for_one_model_and_excludes_zero_for_a_better_one():
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.zeros(150, int), np.ones(150, int)]
+    weak = rng.normal(size=300) + 0.3 * labels
+    strong = weak + 1.0 * labels  # the same images, fakes pushed up: better on every resample
+    assert metrics.paired_difference_interval(labels, weak, weak, metrics.roc_auc) == (0.0, 0.0)
+    low, high = metrics.paired_difference_interval(labels, strong, weak, metrics.roc_auc)
+    point = metrics.roc_auc(labels, strong) - metrics.roc_auc(labels, weak)
+    assert 0 < low <= point <= high
+    # Paired, it is narrower than the two separate intervals side by side would suggest.
+    separate = [metrics.bootstrap_interval(labels, scores, metrics.roc_auc) for scores in (strong, weak)]
+    assert high - low < (separate[0][1] - separate[0][0]) + (separate[1][1] - separate[1][0])
+
+
+def test_a_paired_difference_reads_each_model_at_its_own_threshold():
+    labels = np.r_[np.zeros(20, int), np.ones(20, int)]
+    scores = np.r_[np.full(20, 0.3), np.full(20, 0.4)]
+    at = metrics.threshold_statistics
+    low, high = metrics.paired_difference_interval(labels, scores, scores, at(0.35)["balanced_accuracy"],
+                                                   at(0.5)["balanced_accuracy"])
+    assert (low, high) == (0.5, 0.5)  # 1.0 at its own threshold against 0.5 at argmax, on every resample

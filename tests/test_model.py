@@ -57,6 +57,35 @@ def test_stage2_unfreezes_whole_blocks_and_keeps_batchnorm_frozen(lite0):
     detector.freeze_backbone(lite0)
 
 
+def test_the_capstones_top_layers_cut_a_block_and_free_batchnorm(lite0):
+    chosen = detector.unfreeze_top_layers(lite0, 30)
+    assert len(chosen) == 30 and chosen[0] == "top_activation"
+    trainable = [layer for layer in detector.backbone_layers(lite0) if layer.trainable]
+    assert [layer.name for layer in trainable][::-1] == chosen
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
+    assert lite0.get_layer("block6c_project_conv").trainable and not lite0.get_layer("block6c_expand_conv").trainable
+    with pytest.raises(ValueError, match="n_layers must be between"):
+        detector.unfreeze_top_layers(lite0, 10_000)
+    detector.freeze_backbone(lite0)
+
+
+def test_pixel_scale_adds_the_capstones_rescaling_before_the_backbone():
+    model = detector.build_classifier("efficientnet_lite0", image_size=64, weights=None, pixel_scale=1 / 255)
+    names = [layer.name for layer in model.layers]
+    assert names.index(detector.INPUT_RESCALING_LAYER) == names.index("rescaling") - 1
+    assert model.get_layer(detector.INPUT_RESCALING_LAYER).scale == pytest.approx(1 / 255)
+
+
+def test_the_feature_cache_key_follows_the_backbones_weights_and_input_scaling():
+    first, again = (detector.build_classifier("efficientnet_lite0", 64) for _ in range(2))
+    fingerprint = train.extractor_fingerprint(detector.feature_extractor(first))
+    assert train.extractor_fingerprint(detector.feature_extractor(again)) == fingerprint
+    again.get_layer("top_conv").kernel.assign(again.get_layer("top_conv").kernel * 1.01)
+    assert train.extractor_fingerprint(detector.feature_extractor(again)) != fingerprint
+    scaled = detector.build_classifier("efficientnet_lite0", 64, pixel_scale=1 / 255)
+    assert train.extractor_fingerprint(detector.feature_extractor(scaled)) != fingerprint
+
+
 def test_fake_auc_matches_scikit_learn():
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 2, 200)

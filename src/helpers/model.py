@@ -21,6 +21,7 @@ POOL_LAYER = "head_pool"
 DROPOUT_LAYER = "head_dropout"
 OUTPUT_LAYER = "prediction"
 HEAD_LAYERS = (POOL_LAYER, DROPOUT_LAYER, OUTPUT_LAYER)
+INPUT_RESCALING_LAYER = "input_rescaling"  # only in a model built with pixel_scale != 1
 
 
 @keras.saving.register_keras_serializable(package="helpers")
@@ -33,16 +34,21 @@ class FakeAUC(keras.metrics.AUC):
 
 def build_classifier(backbone: str = "auto", image_size: int = 224, weights: str | None = "imagenet",
                      augmentations: tuple[str, ...] = tuple(augment.RECIPE),
-                     extra_augmentations: tuple[str, ...] = (), dropout: float = 0.5) -> keras.Model:
+                     extra_augmentations: tuple[str, ...] = (), dropout: float = 0.5,
+                     pixel_scale: float = 1.0) -> keras.Model:
     """Build the two-class detector with its backbone frozen (ready for stage 1).
 
     `backbone` is "auto" or a name from `backbones.BACKBONES`; the model is named `detector_<backbone>`.
+    A `pixel_scale` other than 1 adds a `Rescaling(pixel_scale)` layer before the backbone: 1/255
+    rebuilds the original project's double rescaling (lesson 04's ladder). Leave it at 1.
     """
     name, _ = backbones.resolve_backbone(backbone)
     inputs = keras.Input(shape=(image_size, image_size, 3), name=INPUT_NAME)
     x = inputs
     for layer in augment.augmentation_layers(config.SEED, tuple(extra_augmentations), tuple(augmentations)):
         x = layer(x)
+    if pixel_scale != 1.0:
+        x = keras.layers.Rescaling(pixel_scale, name=INPUT_RESCALING_LAYER)(x)
     base = backbones.build_backbone(name, input_tensor=x, weights=weights)
     x = keras.layers.GlobalAveragePooling2D(name=POOL_LAYER)(base.output)
     x = keras.layers.Dropout(dropout, name=DROPOUT_LAYER)(x)
@@ -84,6 +90,22 @@ def unfreeze_top_blocks(model: keras.Model, n_blocks: int) -> list[str]:
         if in_chosen and not isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = True
     return chosen
+
+
+def unfreeze_top_layers(model: keras.Model, n_layers: int) -> list[str]:
+    """The original project's stage 2: the last `n_layers` backbone layers trainable, BatchNorm included.
+
+    Kept to reproduce that recipe (lesson 04's ladder); `unfreeze_top_blocks` is the fix. Returns the
+    names of the layers now trainable, top first.
+    """
+    layers = backbone_layers(model)
+    if not 0 <= n_layers <= len(layers):
+        raise ValueError(f"n_layers must be between 0 and {len(layers)} for this backbone, got {n_layers}.")
+    freeze_backbone(model)
+    chosen = layers[len(layers) - n_layers:]
+    for layer in chosen:
+        layer.trainable = True
+    return [layer.name for layer in chosen[::-1]]
 
 
 def top_layers_cut(model: keras.Model, n_layers: int) -> dict:

@@ -76,8 +76,21 @@ def p_fake(model, frame: pd.DataFrame, profile: config.Profile) -> np.ndarray:
     return model.predict(dataset(frame, profile), verbose=0)[:, 1]
 
 
-def _feature_cache_path(model, frame: pd.DataFrame, image_size: int) -> Path:
-    key = f"{model.name}|{image_size}|{data.fingerprint(frame)}|{model.count_params()}"
+def extractor_fingerprint(extractor) -> str:
+    """A hash of a feature extractor's layers, their settings and their weights.
+
+    Two extractors share it only if they compute the same features: another backbone, a rescaling
+    layer in front, or other weights give another fingerprint.
+    """
+    digest = hashlib.sha256(extractor.to_json().encode())
+    for weight in extractor.weights:
+        if not weight.path.endswith("seed_generator_state"):  # random streams, not what the features are
+            digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+def _feature_cache_path(extractor, frame: pd.DataFrame, image_size: int) -> Path:
+    key = f"{extractor_fingerprint(extractor)}|{image_size}|{data.fingerprint(frame)}"
     if "transform_seed" in frame:  # synthetic rows: their seeds and the code that makes them count too
         from helpers import sbi
 
@@ -93,10 +106,10 @@ def extract_features(model, frame: pd.DataFrame, profile: config.Profile) -> np.
     """
     from helpers import export
 
-    path = _feature_cache_path(model, frame, profile.image_size)
+    extractor = detector.feature_extractor(model)
+    path = _feature_cache_path(extractor, frame, profile.image_size)
     if path.is_file():
         return np.load(path)
-    extractor = detector.feature_extractor(model)
     if export.litert_pays_off(len(frame), profile.image_size):
         features = export.litert_features(extractor, dataset(frame, profile))
     else:
@@ -180,11 +193,18 @@ def train_stage1(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.
 
 
 def train_stage2(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.Profile, out_dir: Path,
-                 n_blocks: int | None = None, epochs: int | None = None,
+                 n_blocks: int | None = None, epochs: int | None = None, unfreeze=None,
                  verbose: int | str = "auto") -> pd.DataFrame:
-    """Stage 2: unfreeze the top whole blocks (BatchNorm frozen), recompile at profile.stage2_lr, fine-tune."""
+    """Stage 2: unfreeze the top whole blocks (BatchNorm frozen), recompile at profile.stage2_lr, fine-tune.
+
+    `unfreeze(model) -> names` replaces the block rule (lesson 04's ladder passes the original
+    project's "top 30 layers").
+    """
     restart_randomness(model)
-    blocks = detector.unfreeze_top_blocks(model, profile.unfreeze_blocks if n_blocks is None else n_blocks)
+    if unfreeze is None:
+        blocks = detector.unfreeze_top_blocks(model, profile.unfreeze_blocks if n_blocks is None else n_blocks)
+    else:
+        blocks = unfreeze(model)
     detector.compile_model(model, profile.stage2_lr)
     callbacks, best = _callbacks(out_dir, "stage2", patience=4, resumable=True)
     history = model.fit(dataset(train, profile, shuffle=True, cache=profile.cache_images),

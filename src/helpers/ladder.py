@@ -1,0 +1,219 @@
+"""The original project's recipe, reproduced, then fixed one change at a time (lesson 04's ladder).
+
+    rung 0  the capstone: Rescaling(1/255) before the backbone, flip + rotation 0.1 + zoom 0.1,
+            stage 2 on "the top 30 layers" (BatchNorm trainable), decision by argmax (0.5)
+    rung 1  without the double rescaling
+    rung 2  whole blocks unfrozen (those the 30 layers reach into), BatchNorm frozen
+    rung 3  the threshold chosen on validation data (rung 2's model: no training)
+    rung 4  our recipe: the profile as it is (learning rates, blocks, augmentation)
+
+Every rung trains in the same profile on the same split, from the same seeds. `benchmarks/bench_capstone.py`
+runs it and writes JSON that `ladder_figure` draws.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers import backbones, config, metrics, train
+from helpers import model as detector
+
+CAPSTONE_LAYERS = 30  # the original project unfroze "the top 30 layers"
+CAPSTONE_AUGMENTATIONS = ("flip", "rotation", "zoom")
+CAPSTONE_STAGE1_LR = 1e-3  # Adam's default; its README gives none for stage 1
+ARGMAX = "argmax (0.5)"
+UNFREEZE_RULES = {  # what stage 2 trains, by the Rung.unfreeze code
+    "layers": f"the top {CAPSTONE_LAYERS} layers, BatchNorm trainable",
+    "cut blocks": f"the whole blocks the top {CAPSTONE_LAYERS} layers reach into, BatchNorm frozen",
+    "profile": "the profile's top blocks, BatchNorm frozen",
+}
+VALIDATION = "chosen on validation (equal recalls)"
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One step of the ladder: a recipe, and what it changes from the rung below."""
+
+    number: int
+    change: str
+    pixel_scale: float
+    augmentations: tuple[str, ...]
+    stage1_lr: float
+    unfreeze: str  # a key of UNFREEZE_RULES
+    threshold: str  # ARGMAX or VALIDATION
+    same_model_as: int | None = None  # a rung that only changes the threshold reuses a model
+
+    def recipe(self, profile: config.Profile) -> dict:
+        """The settings this rung trains with, JSON-ready."""
+        return {"pixel_scale": "1/255" if self.pixel_scale != 1 else "1", "augmentations": list(self.augmentations),
+                "stage1_lr": self.stage1_lr, "stage2_lr": profile.stage2_lr, "unfreeze": UNFREEZE_RULES[self.unfreeze],
+                "threshold": self.threshold, "epochs": [profile.stage1_epochs, profile.stage2_epochs]}
+
+
+def rungs(profile: config.Profile) -> list[Rung]:
+    """The five rungs for a profile; only rung 4 depends on it."""
+    capstone = Rung(0, "the capstone's recipe", 1 / 255, CAPSTONE_AUGMENTATIONS, CAPSTONE_STAGE1_LR,
+                    "layers", ARGMAX)
+    no_rescaling = dataclasses.replace(capstone, number=1, change="no double rescaling", pixel_scale=1.0)
+    blocks = dataclasses.replace(no_rescaling, number=2, change="whole blocks, BatchNorm frozen",
+                                 unfreeze="cut blocks")
+    threshold = dataclasses.replace(blocks, number=3, change="threshold chosen on validation",
+                                    threshold=VALIDATION, same_model_as=2)
+    ours = Rung(4, f"our {profile.name} recipe", 1.0, profile.augmentations, profile.stage1_lr, "profile", VALIDATION)
+    return [capstone, no_rescaling, blocks, threshold, ours]
+
+
+def blocks_reached(model, n_layers: int = CAPSTONE_LAYERS) -> int:
+    """How many whole blocks the top `n_layers` layers reach into (the head convolution not counted)."""
+    return len([block for block in detector.top_layers_cut(model, n_layers)["blocks touched"] if block != "top"])
+
+
+def _unfreezer(rung: Rung, profile: config.Profile):
+    if rung.unfreeze == "layers":
+        return lambda model: detector.unfreeze_top_layers(model, CAPSTONE_LAYERS)
+    if rung.unfreeze == "cut blocks":
+        return lambda model: detector.unfreeze_top_blocks(model, blocks_reached(model))
+    return lambda model: detector.unfreeze_top_blocks(model, profile.unfreeze_blocks)
+
+
+def train_rung(rung: Rung, frames: dict, profile: config.Profile, backbone: str, out_dir: Path,
+               verbose: int | str = 0) -> dict:
+    """Train one rung's model (both stages) into `out_dir`; returns its timing and what stage 2 unfroze."""
+    recipe = dataclasses.replace(profile, augmentations=rung.augmentations, stage1_lr=rung.stage1_lr)
+    config.set_seeds()
+    model = detector.build_classifier(backbone, recipe.image_size, augmentations=recipe.augmentations,
+                                      pixel_scale=rung.pixel_scale)
+    started = time.perf_counter()
+    stage1 = train.train_stage1(model, frames["train"], frames["validation"], recipe, out_dir, verbose=verbose)
+    stage1_seconds = time.perf_counter() - started
+    stage2 = train.train_stage2(model, frames["train"], frames["validation"], recipe, out_dir,
+                                unfreeze=_unfreezer(rung, profile), verbose=verbose)
+    seconds = time.perf_counter() - started
+    history = train.joined_history(stage1, stage2)
+    train.save_trained(model, backbone, recipe, frames, history, out_dir, extra={"ladder_rung": rung.number})
+    unfrozen = stage2.attrs["unfrozen_blocks"]
+    return {"model": model, "seconds": {"stage1": round(stage1_seconds, 1), "total": round(seconds, 1)},
+            "epochs": {"stage1": len(stage1), "stage2": len(stage2)},
+            "unfrozen": unfrozen if rung.unfreeze != "layers" else f"{len(unfrozen)} layers: {unfrozen[-1]} ... {unfrozen[0]}",
+            "trainable_weights": detector.trainable_summary(model)["trainable"]}
+
+
+def score(model, frame: pd.DataFrame, profile: config.Profile) -> np.ndarray:
+    """p(fake) of each image of `frame`."""
+    return train.p_fake(model, frame, profile)
+
+
+def rung_metrics(labels, scores, threshold: float) -> dict:
+    """Test ROC-AUC, accuracy, balanced accuracy and both recalls, each with its 95% bootstrap interval."""
+    statistics = {"roc_auc": metrics.roc_auc, **metrics.threshold_statistics(threshold)}
+    intervals = metrics.confidence_intervals(labels, scores, threshold)
+    return {name: {"value": statistic(np.asarray(labels), np.asarray(scores)), "ci95": intervals[name]}
+            for name, statistic in statistics.items()}
+
+
+def climb(root=None, profile: config.Profile | str | None = "cpu", out_dir=None, backbone: str | None = None,
+          verbose: int | str = 0) -> dict:
+    """Train and test every rung on one data root; JSON-ready results (the per-image test scores included)."""
+    profile = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+    root = config.data_root(root)
+    out_dir = Path(out_dir or config.MODELS_DIR / f"ladder-{profile.name}-{root.name}")
+    frames = train.load_frames(root, profile, verbose=verbose != 0)
+    profile = train.fit_to_data(profile, frames)
+    backbone, _ = backbones.resolve_backbone(config.backbone_name(backbone))
+    test = frames["test"]
+    labels = test["label"].to_numpy()
+    results, models = [], {}
+    for rung in rungs(profile):
+        if rung.same_model_as is None:
+            models[rung.number] = train_rung(rung, frames, profile, backbone, out_dir / f"rung{rung.number}", verbose)
+            print(f"rung {rung.number} ({rung.change}): trained in {models[rung.number]['seconds']['total']:.0f} s")
+        trained = models[rung.number if rung.same_model_as is None else rung.same_model_as]
+        val = frames["validation"]
+        val_scores = score(trained["model"], val, profile)
+        threshold = 0.5 if rung.threshold == ARGMAX else metrics.balanced_threshold(val["label"], val_scores)
+        scores = score(trained["model"], test, profile)
+        results.append({
+            "rung": rung.number, "change": rung.change, "recipe": rung.recipe(profile),
+            "threshold": float(threshold), "validation_roc_auc": metrics.roc_auc(val["label"], val_scores),
+            "test": rung_metrics(labels, scores, threshold),
+            "trained": rung.same_model_as is None,
+            **{key: trained[key] for key in ("seconds", "epochs", "unfrozen", "trainable_weights")},
+            "test_scores": [float(value) for value in scores],
+        })
+    return {"data": root.name, "profile": profile.name, "image_size": profile.image_size, "backbone": backbone,
+            "test_counts": {"real": int((labels == 0).sum()), "fake": int((labels == 1).sum())},
+            "test_labels": labels.tolist(), "rungs": results, "steps": steps(labels, results)}
+
+
+def _statistic(name: str, threshold: float):
+    return metrics.roc_auc if name == "roc_auc" else metrics.threshold_statistics(threshold)[name]
+
+
+def steps(labels, results: list[dict]) -> list[dict]:
+    """What each change did on the test set: the paired difference to the rung below, with its interval."""
+    labels = np.asarray(labels)
+    found = []
+    for below, above in zip(results, results[1:]):
+        row = {"from": below["rung"], "to": above["rung"], "change": above["change"]}
+        for name in ("roc_auc", "balanced_accuracy"):
+            args = (labels, np.asarray(above["test_scores"]), np.asarray(below["test_scores"]),
+                    _statistic(name, above["threshold"]), _statistic(name, below["threshold"]))
+            point = args[3](labels, args[1]) - args[4](labels, args[2])
+            row[name] = {"difference": point, "ci95": list(metrics.paired_difference_interval(*args))}
+        found.append(row)
+    return found
+
+
+RESULTS_DIR = config.REPO_ROOT / "benchmarks" / "ladder"  # the committed cpu results, one JSON per data set
+
+
+def load_results(folder=RESULTS_DIR) -> list[dict]:
+    """Every ladder result in `folder` (benchmarks/ladder by default), sorted by data set."""
+    import json
+
+    files = sorted(Path(folder).glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"No ladder results in {folder}: run `python benchmarks/bench_capstone.py` first.")
+    return [json.loads(path.read_text()) for path in files]
+
+
+def ladder_table(result: dict) -> pd.DataFrame:
+    """One row per rung: the change, then each test metric as 'value [low, high]'."""
+    rows = {}
+    for rung in result["rungs"]:
+        row = {"change": rung["change"], "threshold": round(rung["threshold"], 3)}
+        for name, found in rung["test"].items():
+            low, high = found["ci95"] or (np.nan, np.nan)
+            row[name] = f"{found['value']:.3f} [{low:.3f}, {high:.3f}]"
+        row["training s"] = rung["seconds"]["total"] if rung["trained"] else "(rung 2's model)"
+        rows[rung["rung"]] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("rung")
+
+
+def ladder_figure(results: list[dict]):
+    """Test ROC-AUC and balanced accuracy per rung with 95% intervals, one panel per data set."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 4.2), squeeze=False, sharey=True)
+    for ax, result in zip(axes[0], results):
+        numbers = [rung["rung"] for rung in result["rungs"]]
+        for offset, (name, label) in zip((-0.12, 0.12), (("roc_auc", "ROC-AUC"), ("balanced_accuracy", "balanced accuracy"))):
+            values = np.array([rung["test"][name]["value"] for rung in result["rungs"]])
+            bounds = np.array([rung["test"][name]["ci95"] for rung in result["rungs"]], dtype=float)
+            ax.errorbar(np.array(numbers) + offset, values, yerr=[values - bounds[:, 0], bounds[:, 1] - values],
+                        fmt="o-", capsize=4, label=label)
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_xticks(numbers, [f"{rung['rung']}\n{rung['change']}".replace(", ", ",\n") for rung in result["rungs"]],
+                      fontsize=7.5)
+        ax.set_title(f"{result['data']} ({result['profile']}, {result['test_counts']['real']} real + "
+                     f"{result['test_counts']['fake']} fake test images)", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("on the test split (95% bootstrap interval)")
+    axes[0][0].legend(loc="lower right")
+    fig.tight_layout()
+    return fig
