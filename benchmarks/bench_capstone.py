@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench_model import machine_info  # same folder
 
-from helpers import config, ladder, plots
+from helpers import ladder, plots
 
 
 def main(argv: list[str] | None = None) -> int:

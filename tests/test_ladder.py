@@ -87,3 +87,12 @@ def test_the_committed_ladder_agrees_with_its_own_scores(name):
         low, high = rung["test"]["roc_auc"]["ci95"]
         assert low <= rung["test"]["roc_auc"]["value"] <= high
     assert result["rungs"][0]["threshold"] == 0.5 and result["rungs"][3]["test_scores"] == result["rungs"][2]["test_scores"]
+
+
+def test_steps_table_reads_each_change_by_its_interval():
+    result = _fake_result()
+    result["steps"][0]["roc_auc"].update(difference=0.1, ci95=[0.02, 0.2])
+    result["steps"][1]["roc_auc"].update(difference=-0.1, ci95=[-0.2, -0.01])
+    result["steps"][2]["roc_auc"].update(difference=0.0, ci95=[-0.05, 0.05])
+    readings = ladder.steps_table(result)["roc_auc reading"].tolist()
+    assert readings[:3] == ["helped", "hurt", "no clear difference"]

@@ -217,3 +217,20 @@ def ladder_figure(results: list[dict]):
     axes[0][0].legend(loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def steps_table(result: dict) -> pd.DataFrame:
+    """One row per change: its paired difference in test ROC-AUC and balanced accuracy, and a reading.
+
+    The reading comes from the 95% interval alone: "helped" or "hurt" when it excludes 0, else
+    "no clear difference" on this test set.
+    """
+    rows = {}
+    for step in result["steps"]:
+        row = {"change": step["change"]}
+        for name in ("roc_auc", "balanced_accuracy"):
+            low, high = step[name]["ci95"]
+            row[f"Δ {name}"] = f"{step[name]['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+            row[f"{name} reading"] = "helped" if low > 0 else "hurt" if high < 0 else "no clear difference"
+        rows[f"{step['from']} → {step['to']}"] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("rungs")

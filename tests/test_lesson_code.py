@@ -1,0 +1,89 @@
+"""The Keras code lessons 03 and 04 show in the open is the helpers' code: same layers, same weights.
+
+The cells tagged `lesson-code` are run here as they stand in the notebooks, in the `smoke` profile
+on the data root the notebooks use (the shared faces, or the stand-in set in a fresh clone), and
+compared with `build_classifier`, `train_stage1`, `unfreeze_top_blocks` and `train_stage2`.
+"""
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import backbones, config, data, lessons, train
+from helpers import model as detector
+
+
+def lesson_code(notebook: str) -> list[str]:
+    """The sources of a notebook's cells tagged `lesson-code`, in order."""
+    cells = json.loads((config.REPO_ROOT / "notebooks" / notebook).read_text())["cells"]
+    return ["".join(cell["source"]) for cell in cells if "lesson-code" in cell["metadata"].get("tags", [])]
+
+
+def run(sources: list[str], namespace: dict) -> dict:
+    for number, source in enumerate(sources):
+        exec(compile(source, f"<lesson-code cell {number}>", "exec"), namespace)
+    return namespace
+
+
+def same_weights(first, second) -> bool:
+    return len(first) == len(second) and all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+@pytest.fixture
+def smoke_run(tmp_path, monkeypatch):
+    """The smoke profile fitted to the lessons' data root, with models and caches in a temporary folder."""
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    profile = config.get_profile("smoke")
+    frames = train.load_frames(None, profile, verbose=False)
+    profile = train.fit_to_data(profile, frames)
+    namespace = {"profile": profile, "frames": frames, "config": config, "backbones": backbones, "data": data,
+                 "train": train, "detector": detector, "lessons": lessons, "print": lambda *args, **kwargs: None,
+                 "class_weights": data.class_weights(frames["train"]["label"])}
+    return profile, frames, namespace
+
+
+def test_the_lessons_cells_are_tagged():
+    assert len(lesson_code("03_frozen_head_training.ipynb")) == 5  # augmentation, backbone, head, callbacks, fit
+    assert len(lesson_code("04_fine_tuning.ipynb")) == 2  # the unfreeze loop, the fine-tuning
+
+
+def test_lesson_03_builds_and_trains_what_the_helpers_do(smoke_run, tmp_path):
+    profile, frames, namespace = smoke_run
+    cells = lesson_code("03_frozen_head_training.ipynb")
+    run(cells[:3], namespace)
+    shown = namespace["model"]
+    packaged = detector.build_classifier(namespace["backbone_name"], profile.image_size,
+                                         augmentations=profile.augmentations)
+    assert [(layer.name, type(layer)) for layer in shown.layers] == [(layer.name, type(layer)) for layer in packaged.layers]
+    for ours, theirs in zip(shown.layers, packaged.layers):
+        settings = [{key: value for key, value in layer.get_config().items() if key != "trainable"}
+                    for layer in (ours, theirs)]
+        assert settings[0] == settings[1], ours.name
+        if ours.weights:  # `backbone.trainable = False` also flags the weightless augmentation layers
+            assert ours.trainable == theirs.trainable, ours.name
+    assert same_weights(shown.get_weights(), packaged.get_weights())
+
+    run(cells[3:], namespace)
+    train.train_stage1(packaged, frames["train"], frames["validation"], profile, tmp_path / "helper", verbose=0)
+    assert same_weights(shown.get_weights(), packaged.get_weights())
+    assert not same_weights(shown.get_weights(), detector.build_classifier(
+        namespace["backbone_name"], profile.image_size, augmentations=profile.augmentations).get_weights())
+
+
+def test_lesson_04_fine_tunes_what_the_helpers_do(smoke_run, tmp_path):
+    profile, frames, namespace = smoke_run
+    model, _, stage1_history = lessons.load_stage1(profile=profile, verbose=0)  # trains one: smoke
+    namespace.update(keras=keras, model=model, stage1_history=stage1_history)
+    unfreeze, fine_tune = lesson_code("04_fine_tuning.ipynb")
+    run([unfreeze], namespace)
+    helper_model, _, _ = lessons.load_stage1(profile=profile)
+    assert namespace["blocks"] == detector.unfreeze_top_blocks(helper_model, profile.unfreeze_blocks)
+    assert [layer.trainable for layer in model.layers] == [layer.trainable for layer in helper_model.layers]
+
+    run([fine_tune], namespace)
+    helper_model, _, _ = lessons.load_stage1(profile=profile)
+    train.train_stage2(helper_model, frames["train"], frames["validation"], profile, tmp_path / "helper", verbose=0)
+    assert same_weights(namespace["model"].get_weights(), helper_model.get_weights())
+    assert not same_weights(namespace["model"].get_weights(), lessons.load_stage1(profile=profile)[0].get_weights())
