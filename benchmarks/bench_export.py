@@ -1,4 +1,4 @@
-"""Time the LiteRT export against Keras on this machine: raw inference, evaluation, stage-1 features, quantization.
+"""Time the LiteRT export against Keras on this machine: raw inference, evaluation, quantization.
 
     python benchmarks/bench_export.py --data ../shared/data                          # speed (random head)
     python benchmarks/bench_export.py --data ../shared/data --model models/cpu-dfdc-faces  # + quantization AUCs
@@ -11,7 +11,6 @@ load average before and after is recorded too.
   `predict`, the Detector's `tf.function`, and the LiteRT runner (one image per invocation, `run1`, or
   the input resized to the batch, `run32`), at batch 1 and 32.
 - evaluate_dfdc_test: wall time of `helpers.evaluate` on dfdc-faces Test with each Detector backend.
-- stage1_features: pooled features of training images, Keras against LiteRT (conversion included).
 - quantization (with --model): size, speed, max |Δp(fake)| and test ROC-AUC of float32, dynamic-range
   and int8 exports against Keras, on dfdc-faces Test and the ffhq-stylegan2 test part.
 
@@ -30,12 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from bench_model import machine_info, write_result
-from helpers import config, data, evaluate, export, metrics, predict, saving, train
+from helpers import config, data, evaluate, export, metrics, predict, saving
 from helpers import model as detector_model
 
 BACKBONE = "efficientnet_lite0"
 SIZE = 224
-FEATURE_IMAGES = 256  # stage-1 features timed on this many images; the cpu profile extracts 1,400
 
 
 TRIALS = 5  # rounds: other work on the machine comes and goes, so every method runs once per round
@@ -115,32 +113,6 @@ def bench_evaluate(model_dir: Path, root: Path) -> dict:
     return result
 
 
-def bench_features(root: Path, n_images: int) -> dict:
-    """Stage-1 feature extraction on n training images at 224: Keras predict against LiteRT.
-
-    Conversion is timed apart from the per-image cost (both from the same tf.data pipeline), then the
-    real `export.litert_features` (conversion and first-batch check included) once, end to end.
-    """
-    frame = data.index_dataset(root)
-    frame = frame[frame["split"] == "train"].sample(n_images, random_state=config.SEED).reset_index(drop=True)
-    profile = config.get_profile("cpu")
-    extractor = detector_model.feature_extractor(detector_model.build_classifier(BACKBONE, SIZE))
-    blob, convert_s = _timed(lambda: export.to_tflite(extractor))
-    runner = export.TFLiteRunner(blob)
-    calls = {"keras": (lambda: extractor.predict(train.dataset(frame, profile), verbose=0), n_images),
-             "litert": (lambda: [runner(images) for images, _ in train.dataset(frame, profile)], n_images)}
-    rates = interleaved_rates(calls, trials=3)
-    keras_features = extractor.predict(train.dataset(frame, profile), verbose=0)
-    end_to_end = _timed(lambda: export.litert_features(extractor, train.dataset(frame, profile)))
-    expected = {f"{n}_images": {"keras": round(n / rates["keras"]["median"], 1),
-                                "litert": round(convert_s + n / rates["litert"]["median"], 1)}
-                for n in (300, 1400)}
-    return {"images": n_images, "images_per_second": rates, "convert_s": round(convert_s, 2),
-            "litert_features_end_to_end_s": round(end_to_end[1], 2),
-            "max_abs_diff": float(np.abs(keras_features - end_to_end[0]).max()),
-            "expected_s_at_median_speed": expected}
-
-
 def _test_images(root: Path, size: int):
     frame = data.index_dataset(root)
     frame = frame[frame["split"] == "test"].reset_index(drop=True)
@@ -185,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=config.REPO_ROOT.parent / "shared" / "data",
                         help="folder holding dfdc-faces/ and ffhq-stylegan2/ (default: ../shared/data)")
     parser.add_argument("--model", type=Path, help="a trained model folder: also compare quantizations")
-    parser.add_argument("--quick", action="store_true", help="raw inference only, no evaluation or features")
+    parser.add_argument("--quick", action="store_true", help="raw inference only, no evaluation")
     parser.add_argument("--name", help="result file name (default: <host>-export[-quick])")
     args = parser.parse_args(argv)
     name = args.name or f"{socket.gethostname()}-export{'-quick' if args.quick else ''}"
@@ -202,8 +174,6 @@ def main(argv: list[str] | None = None) -> int:
             folder = _random_head_folder(Path(scratch) / "model", dfdc)
             result["evaluate_dfdc_test"] = bench_evaluate(folder, dfdc)
         print(f"evaluate: {result['evaluate_dfdc_test']}")
-        result["stage1_features"] = bench_features(dfdc, FEATURE_IMAGES)
-        print(f"stage-1 features: {result['stage1_features']}")
     if args.model:
         result["quantization"] = bench_quantization(args.model, args.data)
     write_result(result, name, started)

@@ -2,7 +2,6 @@
 import shutil
 import zipfile
 
-import numpy as np
 import pytest
 
 from helpers import acquire, config, data

@@ -213,24 +213,3 @@ def test_command_lines_take_a_backend(exported_dir, dfdc, capsys):
     face = next((dfdc / "Test" / "Fake").iterdir())
     assert predict._main([str(exported_dir), str(face), "--backend", "keras"]) == 0
     assert "using Keras" in capsys.readouterr().out
-
-
-# ----------------------------------------------------------------------------- stage-1 features
-def test_litert_features_match_keras_or_fall_back(trained_model_dir, faces, monkeypatch):
-    import tensorflow as tf
-
-    from helpers import model as detector_model
-
-    model, _ = saving.load_model(trained_model_dir, verbose=False)
-    extractor = detector_model.feature_extractor(model)
-    batches = tf.data.Dataset.from_tensor_slices((faces, np.zeros(len(faces)))).batch(5)  # like train.dataset
-    features = export.litert_features(extractor, batches)
-    expected = extractor.predict(faces, verbose=0)
-    assert features.shape == expected.shape == (len(faces), 1280)
-    np.testing.assert_allclose(features, expected, atol=export.TOLERANCE * np.abs(expected).max())
-    assert export.litert_pays_off(1400, 224) and not export.litert_pays_off(300, 224)
-    monkeypatch.setattr(export, "TOLERANCE", -1.0)  # no conversion can agree now
-    with pytest.warns(UserWarning, match="extracting with Keras"):
-        fallback = export.litert_features(extractor, batches)
-    # Keras itself, at another batch size: oneDNN sums in another order, so agree to float32 rounding only.
-    np.testing.assert_allclose(fallback, expected, rtol=1e-4, atol=1e-5)

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import sys
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,11 +44,7 @@ REPRESENTATIVE_PER_CLASS = 50  # training images per class that calibrate int8 q
 # 32 images one at a time ran 5-30% faster than one resized batch of 32 in every run (the small
 # activations stay in cache), and a single image never makes the interpreter re-plan its memory.
 RUN_BATCH = 1
-# Stage-1 feature extraction: below this many pixels, converting (7-10 s on 2 cores) costs more than
-# LiteRT saves. Measured at 224 px from the same tf.data pipeline: Keras predict ~48 images/s, LiteRT
-# ~95, so LiteRT wins from about 900 images (the cpu profile's 1,400 dfdc training images: ~23 s
-# instead of ~29 s; not its 300 validation images). On cores shared with other work it wins less.
-FEATURE_LITERT_MIN_PIXELS = 1000 * 224 * 224
+
 
 
 class ExportError(ValueError):
@@ -346,40 +341,6 @@ def load_runner(model_dir: str | os.PathLike, quantize: str | None = None) -> TF
         return TFLiteRunner(path)
     except Exception as err:  # the interpreter raises RuntimeError or ValueError for files it cannot run
         raise ExportError(f"{path.name} could not be loaded by {runtime_name()} ({type(err).__name__}: {err})") from err
-
-
-# ----------------------------------------------------------------------------- stage-1 feature extraction
-def litert_pays_off(n_images: int, image_size: int) -> bool:
-    """Whether converting a feature extractor on the fly saves time overall for this many images."""
-    return n_images * image_size ** 2 >= FEATURE_LITERT_MIN_PIXELS
-
-
-def litert_features(extractor, batches) -> np.ndarray:
-    """Run a Keras feature extractor over (images, labels) batches through a LiteRT conversion of it.
-
-    The first batch is also run through Keras: if the two disagree by more than TOLERANCE relative to
-    the largest feature (or the conversion fails), the whole run goes through Keras instead, with a warning.
-    """
-    try:
-        runner = TFLiteRunner(to_tflite(extractor))
-    except Exception as err:  # the converter raises many types; Keras still works
-        warnings.warn(f"LiteRT conversion failed ({type(err).__name__}: {err}); extracting with Keras.",
-                      stacklevel=2)
-        return extractor.predict(batches, verbose=0)
-    features = []
-    for index, (images, _) in enumerate(batches):
-        features.append(runner(images))
-        if index == 0 and not _features_agree(features[0], np.asarray(extractor(images, training=False))):
-            return extractor.predict(batches, verbose=0)
-    return np.concatenate(features) if features else np.zeros((0, *runner.output_shape), np.float32)
-
-
-def _features_agree(features: np.ndarray, expected: np.ndarray) -> bool:
-    difference = float(np.max(np.abs(features - expected)))
-    if difference <= TOLERANCE * max(float(np.max(np.abs(expected))), 1e-12):
-        return True
-    warnings.warn(f"LiteRT features differ from Keras by {difference:.2e}; extracting with Keras.", stacklevel=3)
-    return False
 
 
 # ----------------------------------------------------------------------------- command line

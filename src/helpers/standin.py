@@ -135,7 +135,7 @@ def write_splits_root(root: Path, faces: list[np.ndarray], splits: dict[str, lis
             save_jpeg(faces[index], folder / "Real" / face_name(index))
             save_jpeg(sbi.pseudo_fake(faces[index], seed=index), folder / "Fake" / face_name(index))
     per_split = ", ".join(f"{KAGGLE_FOLDERS[s]} {len(i)}" for s, i in splits.items())
-    write_marker(root, "Train|Validation|Test x Real|Fake", f"self-blended images (`helpers.sbi`), "
+    write_marker(root, "Train|Validation|Test x Real|Fake", "self-blended images (`helpers.sbi`), "
                  "each made from the real face of the same name.", f"real and fake per split: {per_split}")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -99,23 +100,14 @@ def _feature_cache_path(extractor, frame: pd.DataFrame, image_size: int) -> Path
 
 
 def extract_features(model, frame: pd.DataFrame, profile: config.Profile) -> np.ndarray:
-    """Pooled backbone features of every image, computed once and cached on disk.
-
-    From about a thousand images at 224 px the extractor runs in LiteRT instead (converted on the fly,
-    checked against Keras on the first batch): about 20% faster, conversion included.
-    """
-    from helpers import export
-
+    """Pooled backbone features of every image, computed once and cached on disk (.cache/features)."""
     extractor = detector.feature_extractor(model)
     path = _feature_cache_path(extractor, frame, profile.image_size)
     if path.is_file():
         return np.load(path)
-    if export.litert_pays_off(len(frame), profile.image_size):
-        features = export.litert_features(extractor, dataset(frame, profile))
-    else:
-        features = extractor.predict(dataset(frame, profile), verbose=0)
+    features = extractor.predict(dataset(frame, profile), verbose=0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # two processes may compute the same features
     np.save(tmp, features)
     tmp.replace(path)
     return features
@@ -139,7 +131,8 @@ def _callbacks(out_dir: Path, stage: str, patience: int, resumable: bool):
     return callbacks, best
 
 
-def _history(history, stage: str) -> pd.DataFrame:
+def stage_history(history, stage: str) -> pd.DataFrame:
+    """A stage's `fit` history as a frame: one row per epoch, with the stage name and epoch number."""
     frame = pd.DataFrame(history.history)
     frame.insert(0, "stage", stage)
     frame.insert(1, "epoch", np.asarray(history.epoch) + 1)
@@ -189,7 +182,7 @@ def train_stage1(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.
                             epochs=profile.stage1_epochs, class_weight=weights, callbacks=callbacks,
                             shuffle=False, verbose=verbose)  # the dataset shuffles itself
         model.load_weights(best)
-    return _history(history, "stage1")
+    return stage_history(history, "stage1")
 
 
 def train_stage2(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.Profile, out_dir: Path,
@@ -214,7 +207,7 @@ def train_stage2(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.
                         shuffle=False, verbose=verbose)  # the dataset shuffles itself
     if best.is_file():
         model.load_weights(best)
-    frame = _history(history, "stage2")
+    frame = stage_history(history, "stage2")
     frame.attrs["unfrozen_blocks"] = blocks
     return frame
 
