@@ -51,13 +51,14 @@ def _fake_result(seed=0) -> dict:
                       "seconds": {"total": 1.0}, "test": ladder.rung_metrics(labels, scores, threshold),
                       "test_scores": scores.tolist()})
     return {"data": "fake-set", "profile": "smoke", "test_counts": {"real": 30, "fake": 30},
-            "test_labels": labels.tolist(), "rungs": rungs, "steps": ladder.steps(labels, rungs)}
+            "test_labels": labels.tolist(), "rungs": rungs}
 
 
 def test_steps_give_paired_differences_that_hold_their_point_estimate():
     result = _fake_result()
-    assert [(step["from"], step["to"]) for step in result["steps"]] == [(0, 1), (1, 2), (2, 3), (3, 4)]
-    for step in result["steps"]:
+    found = ladder.steps(result["test_labels"], result["rungs"])
+    assert [(step["from"], step["to"]) for step in found] == [(0, 1), (1, 2), (2, 3), (3, 4), (1, 4), (0, 4)]
+    for step in found:
         for name in ("roc_auc", "balanced_accuracy"):
             low, high = step[name]["ci95"]
             assert low <= step[name]["difference"] <= high
@@ -91,8 +92,11 @@ def test_the_committed_ladder_agrees_with_its_own_scores(name):
 
 def test_steps_table_reads_each_change_by_its_interval():
     result = _fake_result()
-    result["steps"][0]["roc_auc"].update(difference=0.1, ci95=[0.02, 0.2])
-    result["steps"][1]["roc_auc"].update(difference=-0.1, ci95=[-0.2, -0.01])
-    result["steps"][2]["roc_auc"].update(difference=0.0, ci95=[-0.05, 0.05])
-    readings = ladder.steps_table(result)["roc_auc reading"].tolist()
-    assert readings[:3] == ["helped", "hurt", "no clear difference"]
+    labels = np.asarray(result["test_labels"])
+    rungs = result["rungs"]
+    rungs[1]["test_scores"] = (labels * 0.9 + 0.05).tolist()  # perfect ranking: better than rung 0
+    rungs[2]["test_scores"] = (0.5 + 0.01 * np.arange(labels.size) % 0.3).tolist()  # ranking unrelated to labels
+    rungs[3]["test_scores"] = rungs[2]["test_scores"]
+    table = ladder.steps_table(result)
+    assert table["roc_auc reading"].tolist()[:3] == ["helped", "hurt", "no clear difference"]
+    assert table["Δ roc_auc"].iloc[2].startswith("+0.000")

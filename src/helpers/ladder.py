@@ -147,7 +147,7 @@ def climb(root=None, profile: config.Profile | str | None = "cpu", out_dir=None,
         })
     return {"data": root.name, "profile": profile.name, "image_size": profile.image_size, "backbone": backbone,
             "test_counts": {"real": int((labels == 0).sum()), "fake": int((labels == 1).sum())},
-            "test_labels": labels.tolist(), "rungs": results, "steps": steps(labels, results)}
+            "test_labels": labels.tolist(), "rungs": results}
 
 
 def _statistic(name: str, threshold: float):
@@ -155,11 +155,17 @@ def _statistic(name: str, threshold: float):
 
 
 def steps(labels, results: list[dict]) -> list[dict]:
-    """What each change did on the test set: the paired difference to the rung below, with its interval."""
+    """What each change did on the test set: the paired difference to the rung below, with its interval.
+
+    Two more rows sum up: rung 1 to the last (every fix after the rescaling) and rung 0 to the last
+    (all of them). Computed from the per-image test scores, so the JSON needs nothing else.
+    """
     labels = np.asarray(labels)
+    pairs = [(below, above, above["change"]) for below, above in zip(results, results[1:])]
+    pairs += [(results[1], results[-1], "every fix after the rescaling"), (results[0], results[-1], "all of it")]
     found = []
-    for below, above in zip(results, results[1:]):
-        row = {"from": below["rung"], "to": above["rung"], "change": above["change"]}
+    for below, above, change in pairs:
+        row = {"from": below["rung"], "to": above["rung"], "change": change}
         for name in ("roc_auc", "balanced_accuracy"):
             args = (labels, np.asarray(above["test_scores"]), np.asarray(below["test_scores"]),
                     _statistic(name, above["threshold"]), _statistic(name, below["threshold"]))
@@ -226,7 +232,7 @@ def steps_table(result: dict) -> pd.DataFrame:
     "no clear difference" on this test set.
     """
     rows = {}
-    for step in result["steps"]:
+    for step in steps(result["test_labels"], result["rungs"]):
         row = {"change": step["change"]}
         for name in ("roc_auc", "balanced_accuracy"):
             low, high = step[name]["ci95"]
