@@ -12,3 +12,7 @@ class UserError(Exception):
 
 class MissingModelError(UserError, FileNotFoundError):
     """A lesson needs a model that an earlier lesson (or command) has not trained yet."""
+
+
+class FolderExistsError(UserError, FileExistsError):
+    """A step would write into a folder that already holds something: it refuses rather than delete it."""

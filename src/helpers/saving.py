@@ -6,7 +6,8 @@
     MODEL_DIR/training_files.json  content hashes of the training and validation images (overlap checks)
 
 Every file is written to a temporary name first and renamed into place, so a crash never leaves a
-half-written model behind.
+half-written model behind. Loading checks each file against the sha256 the sidecar recorded, and
+the sidecar's image_size against the model's input.
 """
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from helpers.errors import UserError
+
 MODEL_FILE = "model.keras"
 WEIGHTS_FILE = "model.weights.h5"
 SIDECAR_FILE = "model.json"
 TRAINING_FILES = "training_files.json"
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError, ValueError):
     """A saved model folder is missing a file, or holds one that is truncated or foreign."""
 
 
@@ -88,7 +91,28 @@ def read_metadata(directory: str | os.PathLike) -> dict:
     missing = [key for key in ("backbone", "image_size", "class_names", "threshold") if key not in metadata]
     if missing:
         raise ModelFileError(f"{path} lacks {', '.join(missing)}: it was not written by helpers.saving.")
+    size = metadata["image_size"]
+    if type(size) is not int or size <= 0:
+        raise ModelFileError(f"{path}: image_size must be a positive whole number of pixels, not {size!r}.")
     return metadata
+
+
+def _mismatch(directory: Path, metadata: dict, name: str) -> str | None:
+    """Why `name` is not the file the sidecar recorded, or None (it matches, is absent, or no sum was recorded)."""
+    path = directory / name
+    expected = metadata.get("files", {}).get(name)
+    if expected is None or not path.is_file() or _sha256(path) == expected:
+        return None
+    return f"{path} does not match its sha256 in {SIDECAR_FILE} (it was changed, swapped or cut short)"
+
+
+def _check_input_size(model, metadata: dict, directory: Path) -> None:
+    """Refuse a sidecar whose image_size is not the size the model takes."""
+    shape = tuple(model.input_shape[1:3])
+    size = metadata["image_size"]
+    if shape != (size, size):
+        raise ModelFileError(f"{directory / SIDECAR_FILE}: image_size is {size}, but the model takes "
+                             f"{shape[0]}x{shape[1]} images; the sidecar belongs to another model.")
 
 
 def _rebuild(directory: Path, metadata: dict):
@@ -114,8 +138,10 @@ def _rebuild(directory: Path, metadata: dict):
 def load_model(directory: str | os.PathLike, verbose: bool = True):
     """Load a saved model folder: (model, metadata).
 
-    Tries model.keras in Keras' safe mode (compile=False: we only predict or recompile); if that
-    fails, rebuilds the architecture from the sidecar and loads model.weights.h5.
+    Tries model.keras in Keras' safe mode (compile=False: we only predict or recompile); if it does
+    not match its recorded sha256 or fails to load, rebuilds the architecture from the sidecar and
+    loads model.weights.h5, saying why in one line (when `verbose`). Raises ModelFileError when
+    neither file can be used, or when the sidecar's image_size is not the model's input size.
     """
     import keras
 
@@ -125,10 +151,18 @@ def load_model(directory: str | os.PathLike, verbose: bool = True):
     directory = Path(directory)
     metadata = read_metadata(directory)
     path = directory / MODEL_FILE
-    try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True), metadata
-    except Exception as err:  # any failure here falls back to the weights file
+    model, reason = None, _mismatch(directory, metadata, MODEL_FILE)
+    if reason is None:
+        try:
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as err:  # any failure here falls back to the weights file
+            reason = f"Could not load {path} ({type(err).__name__}: {' '.join(str(err).split())[:200]})"
+    if model is None:
+        weights_reason = _mismatch(directory, metadata, WEIGHTS_FILE)
+        if weights_reason:
+            raise ModelFileError(f"{reason}; and {weights_reason}: train or copy the model folder again.")
         if verbose:
-            print(f"Could not load {path} ({type(err).__name__}: {str(err)[:200]}); "
-                  f"rebuilding from {SIDECAR_FILE} and loading {WEIGHTS_FILE}.")
-    return _rebuild(directory, metadata), metadata
+            print(f"{reason}; rebuilding from {SIDECAR_FILE} and loading {WEIGHTS_FILE}.")
+        model = _rebuild(directory, metadata)
+    _check_input_size(model, metadata, directory)
+    return model, metadata
