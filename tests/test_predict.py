@@ -1,5 +1,7 @@
 """Predicting with a saved model: every kind of input, bad files, batches, the CLI and damaged model folders."""
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -96,9 +98,31 @@ def test_folders_expand_to_their_images_recursively(tmp_path, faces):
     for relative in ("b.jpg", "a/c.PNG", "a/deeper/d.jpeg", "notes.txt", ".hidden/e.jpg", ".f.jpg"):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_bytes(b"")
-    expanded = predict.expand_paths([tmp_path, tmp_path / "notes.txt"])
+    expanded, skipped = predict.expand_paths([tmp_path, tmp_path / "notes.txt"])
     assert [p.relative_to(tmp_path).as_posix() for p in expanded] == [
         "a/c.PNG", "a/deeper/d.jpeg", "b.jpg", "notes.txt"]  # a file named explicitly is always tried
+    assert skipped == {}
+
+
+def test_folders_report_links_and_unreadable_folders(tmp_path, monkeypatch):
+    (tmp_path / "in" / "locked").mkdir(parents=True)
+    (tmp_path / "in" / "a.jpg").write_bytes(b"")
+    (tmp_path / "in" / "link.jpg").symlink_to(tmp_path / "in" / "a.jpg")
+    (tmp_path / "in" / "linked").symlink_to(tmp_path / "in" / "locked", target_is_directory=True)
+    scandir = os.scandir
+
+    def refuse_locked(path):  # chmod cannot lock a folder for root, so refuse it here
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse_locked)
+    expanded, skipped = predict.expand_paths([tmp_path / "in", tmp_path / "in" / "link.jpg"])
+    assert expanded == [tmp_path / "in" / "a.jpg", tmp_path / "in" / "link.jpg"]  # a link named explicitly is tried
+    reasons = {path.name: reason for path, reason in skipped.items()}
+    assert set(reasons) == {"link.jpg", "linked", "locked"}
+    assert "symbolic link" in reasons["link.jpg"] and "symbolic link" in reasons["linked"]
+    assert "cannot read the folder (Permission denied)" in reasons["locked"]
 
 
 def test_arrays_of_the_wrong_size_are_refused(detector):
@@ -117,6 +141,18 @@ def test_command_line_prints_a_table_and_writes_csv(trained_model_dir, faces, tm
     table = pd.read_csv(out)
     assert list(table.columns) == ["source", "label", "p_fake", "threshold", "backbone", "error"]
     assert len(table) == 4 and table["error"].notna().sum() == 3
+
+
+def test_command_line_exits_2_when_nothing_could_be_scored(trained_model_dir, faces, tmp_path, capsys):
+    write_bad_files(tmp_path / "in", faces[0].read_bytes())
+    (tmp_path / "in" / "link.jpg").symlink_to(faces[0])
+    assert predict._main([str(trained_model_dir), str(tmp_path / "in")]) == 2
+    printed = capsys.readouterr()
+    assert f"left out: {tmp_path / 'in' / 'link.jpg'}: a symbolic link" in printed.out
+    assert "nothing could be scored" in printed.err and "all 4 files were left out" in printed.err
+    (tmp_path / "empty").mkdir()
+    assert predict._main([str(trained_model_dir), str(tmp_path / "empty")]) == 2
+    assert "no image files were found" in capsys.readouterr().err
 
 
 def test_command_line_fails_plainly_without_a_model(tmp_path, capsys):

@@ -54,16 +54,39 @@ def to_frame(predictions: list[Prediction]) -> pd.DataFrame:
     return pd.DataFrame([dataclasses.asdict(p) for p in predictions], columns=columns)
 
 
-def expand_paths(paths) -> list[Path]:
-    """Files stay as given; folders become their image files (recursive, sorted, hidden ones skipped)."""
-    expanded = []
+def _walk(folder: Path) -> tuple[list[Path], dict[Path, str]]:
+    """A folder's visible image files (sorted), and the links and unreadable folders skipped, with why."""
+    files, skipped = [], {}
+
+    def unreadable(err: OSError) -> None:
+        skipped[Path(err.filename)] = f"cannot read the folder ({err.strerror or err})."
+
+    for top, folders, names in os.walk(folder, onerror=unreadable):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        images = [name for name in names if Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".")]
+        for name in folders + images:  # a linked folder is listed in `folders`; os.walk does not enter it
+            path = Path(top) / name
+            if path.is_symlink():
+                skipped[path] = "a symbolic link: not followed inside a folder (name it to score what it points to)."
+            elif path.is_file():
+                files.append(path)
+    return sorted(files), skipped
+
+
+def expand_paths(paths) -> tuple[list[Path], dict[Path, str]]:
+    """Files stay as given; folders become their image files (recursive, sorted, hidden ones skipped).
+
+    Also returns what was skipped inside folders, with why: symbolic links and folders that cannot be read.
+    """
+    expanded, skipped = [], {}
     for path in map(Path, paths):
         if path.is_dir():
-            expanded += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                               and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            files, passed_over = _walk(path)
+            expanded += files
+            skipped.update(passed_over)
         else:
             expanded.append(path)  # a missing file is reported by predict_files, not dropped silently
-    return expanded
+    return expanded, skipped
 
 
 def _source_name(source: ImageSource) -> str:
@@ -175,10 +198,13 @@ class Detector:
             return None, f"cannot read the file ({err.strerror or err})."
 
     def predict_files(self, paths, batch_size: int = 32, progress: bool = True) -> list[Prediction]:
-        """Score many files (folders are expanded). Bad files get a Prediction with `error` set; the run goes on."""
+        """Score many files (folders are expanded). Bad files get a Prediction with `error` set; the run goes on.
+
+        What a folder holds but cannot be scored (links, unreadable sub-folders) comes last, also with `error` set.
+        """
         from tqdm.auto import tqdm
 
-        files = expand_paths([paths] if isinstance(paths, (str, os.PathLike)) else paths)
+        files, skipped = expand_paths([paths] if isinstance(paths, (str, os.PathLike)) else paths)
         batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
         predictions = []
         with ThreadPoolExecutor(DECODE_WORKERS) as pool, tqdm(total=len(files), desc="predicting", unit="image",
@@ -190,7 +216,8 @@ class Detector:
                     pending = [pool.submit(self._load, path) for path in batches[index + 1]]
                 predictions += self._score_batch(batch, loaded)
                 bar.update(len(batch))
-        return predictions
+        return predictions + [Prediction(str(path), None, None, self.threshold, self.backbone, error)
+                              for path, error in skipped.items()]
 
     def _score_batch(self, paths: list[Path], loaded: list[tuple[np.ndarray | None, str | None]]) -> list[Prediction]:
         good = [image for image, _ in loaded if image is not None]
@@ -263,6 +290,10 @@ def _main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    if not any(p.ok for p in predictions):
+        found = f"all {len(predictions)} files were left out" if predictions else "no image files were found"
+        print(f"error: nothing could be scored in {', '.join(args.paths)}: {found}.", file=sys.stderr)
+        return 2
     return 0
 
 
