@@ -1,5 +1,8 @@
 """The dataset layer: layouts, splits, the scan, subsets and pipelines."""
+import os
+import re
 import shutil
+import stat
 import zipfile
 
 import pytest
@@ -32,6 +35,14 @@ def test_kaggle_layout_in_any_capitalisation(tmp_path, splits, classes):
 def test_wrapper_folder_is_looked_through(tmp_path):
     _splits_root(tmp_path / "Dataset")
     assert len(data.index_dataset(tmp_path)) == 18
+
+
+def test_only_the_required_split_folders_must_exist(tmp_path):
+    _splits_root(tmp_path, ("Train", "Validation"))
+    with pytest.raises(data.DatasetLayoutError, match="no test folder"):
+        data.index_dataset(tmp_path)
+    frame = data.index_dataset(tmp_path, required=("validation",))
+    assert data.counts(frame).to_numpy().tolist() == [[3, 3]] * 2 and set(frame["split"]) == {"train", "validation"}
 
 
 def test_flat_layout_is_split_70_15_15_per_class(flat_root):
@@ -128,6 +139,7 @@ def test_pipeline_yields_raw_pixels_and_labels(dfdc):
 def test_class_weights_balance_the_loss():
     weights = data.class_weights([0, 0, 0, 1])
     assert weights[0] * 3 == pytest.approx(weights[1] * 1)
+    assert weights == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)} and all(type(w) is float for w in weights.values())
     with pytest.raises(ValueError, match="Both classes"):
         data.class_weights([0, 0])
 
@@ -185,6 +197,42 @@ def test_import_rejects_a_folder_in_the_wrong_layout(tmp_path):
     write_jpeg(tmp_path / "photos" / "cats" / "a.jpg", seed=0)
     with pytest.raises(data.DatasetLayoutError):
         acquire.import_data(tmp_path / "photos", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_wrong_layout_errors_name_the_source_given(tmp_path):
+    archive = _zip(tmp_path / "photos.zip", {"cats/a.jpg": b"x", "dogs/b.jpg": b"y"})
+    with pytest.raises(data.DatasetLayoutError, match=f"^{re.escape(str(tmp_path / 'photos.zip'))} holds neither") as caught:
+        acquire.import_data(archive, tmp_path / "out")
+    assert ".importing-" not in str(caught.value)
+    write_jpeg(tmp_path / "folder" / "cats" / "a.jpg", seed=0)
+    write_jpeg(tmp_path / "folder" / "dogs" / "b.jpg", seed=1)
+    with pytest.raises(data.DatasetLayoutError, match=f"^{re.escape(str(tmp_path / 'folder'))} holds neither"):
+        acquire.import_data(tmp_path / "folder", tmp_path / "out")
+
+
+def test_imported_folder_gets_the_usual_permissions(tmp_path, flat_root):
+    umask = os.umask(0o022)
+    try:
+        target = acquire.import_data(flat_root, tmp_path / "data" / "flat")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755  # not mkdtemp's 0700
+
+
+def test_import_refuses_symbolic_links_in_a_folder_as_in_a_zip(tmp_path, flat_root):
+    (flat_root / "real" / "elsewhere.jpg").symlink_to(write_jpeg(tmp_path / "outside" / "secret.jpg", seed=0))
+    with pytest.raises(ValueError, match="elsewhere.jpg is a symbolic link"):
+        acquire.import_data(flat_root, tmp_path / "data" / "flat")
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_import_refuses_a_zip_bomb(tmp_path):
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("real/a.jpg", b"\0" * (acquire.RATIO_CHECK_BYTES + 1))  # about 1000:1
+        archive.writestr("fake/b.jpg", b"x")
+    with pytest.raises(ValueError, match="real/a.jpg.*more than 100:1"):
+        acquire.import_data(tmp_path / "bomb.zip", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

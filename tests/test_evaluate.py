@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from helpers import data, evaluate, metrics, predict
+from helpers import data, evaluate, metrics, predict, saving
 from tests.test_predict import write_bad_files
 
 SUMMARY_KEYS = {"n", "counts", "roc_auc", "average_precision", "eer", "at_threshold", "at_0.5", "ci95"}
@@ -81,6 +81,33 @@ def test_profile_subset(detector, dfdc):
 def test_unknown_split_is_refused(detector, dfdc):
     with pytest.raises(ValueError, match="Unknown split"):
         evaluate.evaluate(detector, dfdc, split="holdout", progress=False)
+
+
+def test_validation_split_needs_no_test_folder(detector, small_root):
+    shutil.rmtree(small_root / "Test")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", evaluate.OverlapWarning)  # dfdc's validation images: seen in training
+        result = evaluate.evaluate(detector, small_root, split="validation", progress=False)
+    assert result.metrics["counts"] == {"real": 3, "fake": 3}
+    with pytest.raises(data.DatasetLayoutError, match="no test folder"):
+        evaluate.evaluate(detector, small_root, progress=False)
+
+
+def test_one_class_split_is_warned_about(detector, small_root):
+    for path in (small_root / "Test" / "Fake").iterdir():
+        if path.name not in ("empty.jpg", "notes.jpg", "truncated.jpg"):
+            path.unlink()
+    with pytest.warns(evaluate.OneClassWarning, match="holds real images only"):
+        result = evaluate.evaluate(detector, small_root, progress=False)
+    assert result.metrics["counts"] == {"real": 3, "fake": 0} and result.metrics["roc_auc"] is None
+
+
+@pytest.mark.parametrize("content, message", [("{not json", "is not valid JSON"),
+                                              ('["3f2a"]', "should map each split to a list")])
+def test_a_damaged_training_files_json_names_the_file(tmp_path, content, message):
+    (tmp_path / saving.TRAINING_FILES).write_text(content)
+    with pytest.raises(saving.ModelFileError, match=f"training_files.json {message}"):
+        evaluate.seen_hashes(tmp_path)
 
 
 def test_command_line_writes_json(trained_model_dir, small_root, tmp_path, capsys):

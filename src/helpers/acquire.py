@@ -1,7 +1,8 @@
 """Getting the data: download the Kaggle dataset, or import a zip or folder you already have.
 
 Both refuse to lose anything: they unpack into a temporary folder beside the target and rename it
-into place only when everything went well, and they never overwrite an existing folder.
+into place only when everything went well, and they never overwrite an existing folder. An import
+refuses symbolic links (in a zip or a folder alike), paths that leave the target, and zip bombs.
 """
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ from helpers import config
 KAGGLE_HANDLE = "manjilkarki/deepfake-and-real-images"
 KAGGLE_NAME = "deepfake-and-real-images"
 MAX_UNPACKED_GB = 20.0  # the Kaggle dataset unpacks to about 1.7 GB
+# A zip bomb guard: JPEG and PNG faces barely compress (about 1:1), so a member that unpacks to more
+# than 100 times its compressed size is refused, once it is big enough to matter (8 MiB unpacked).
+MAX_COMPRESSION_RATIO = 100
+RATIO_CHECK_BYTES = 8 * 2**20
 
 
 def download_kaggle(dest: str | os.PathLike) -> Path:
@@ -50,6 +55,10 @@ def _safe_members(archive: zipfile.ZipFile, target: Path, max_bytes: int) -> lis
             raise ValueError(f"Refusing the archive: member {member.filename!r} would land outside {target}.")
         if (member.external_attr >> 16) & 0o170000 == 0o120000:
             raise ValueError(f"Refusing the archive: member {member.filename!r} is a symbolic link.")
+        if member.file_size > max(RATIO_CHECK_BYTES, MAX_COMPRESSION_RATIO * member.compress_size):
+            raise ValueError(f"Refusing the archive: member {member.filename!r} would unpack to "
+                             f"{member.file_size / 2**20:.0f} MiB from {member.compress_size:,} bytes, more than "
+                             f"{MAX_COMPRESSION_RATIO}:1 (a zip bomb?).")
         total += member.file_size
         if total > max_bytes:
             raise ValueError(f"Refusing the archive: it would unpack to more than {max_bytes / 2**30:.1f} GB "
@@ -70,18 +79,41 @@ def _unzip(source: Path, target: Path, max_bytes: int) -> None:
         raise ValueError(f"{source} ends early: the download was probably cut short.") from err
 
 
+def _tree_files(source: Path) -> list[Path]:
+    """Every regular file below `source`; a symbolic link anywhere is refused, as in a zip."""
+    files = []
+
+    def unreadable(err: OSError) -> None:
+        raise err
+
+    for top, folders, names in os.walk(source, onerror=unreadable):
+        for path in (Path(top) / name for name in folders + names):
+            if path.is_symlink():
+                raise ValueError(f"Refusing the folder {source}: {path} is a symbolic link "
+                                 "(copy what it points to into the folder instead).")
+            if path.is_file():
+                files.append(path)
+    return files
+
+
 def _copy_tree(source: Path, target: Path) -> None:
-    files = [p for p in source.rglob("*") if p.is_file()]
+    files = _tree_files(source)
     for path in tqdm(files, desc=f"copying {source.name}", unit="file"):
         destination = target / path.relative_to(source)
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, destination)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
 def import_data(source: str | os.PathLike, dest: str | os.PathLike | None = None,
                 max_bytes: int = int(MAX_UNPACKED_GB * 2**30)) -> Path:
     """Unpack a zip (or copy a folder) into `dest` (default: data/<name>), checking its layout first."""
-    from helpers.data import find_layout
+    from helpers.data import DatasetLayoutError, find_layout
 
     source = Path(source).expanduser()
     if not source.exists():
@@ -93,10 +125,15 @@ def import_data(source: str | os.PathLike, dest: str | os.PathLike | None = None
     staging = Path(tempfile.mkdtemp(prefix=".importing-", dir=target.parent))
     try:
         if source.is_dir():
+            find_layout(source)  # a wrong layout fails here, before anything is copied
             _copy_tree(source, staging)
         else:
             _unzip(source, staging, max_bytes)
-        find_layout(staging)  # a wrong layout fails here, before anything is in place
+            try:
+                find_layout(staging)  # a wrong layout fails here, before anything is in place
+            except DatasetLayoutError as err:  # name the zip, not the temporary folder about to be deleted
+                raise DatasetLayoutError(str(err).replace(str(staging), str(source))) from None
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes an owner-only folder; the data is meant to be shared
         staging.rename(target)
     finally:
         if staging.exists():

@@ -91,9 +91,11 @@ def find_layout(root: Path) -> tuple[str, Path]:
     raise DatasetLayoutError(f"{root} holds neither split folders nor real/fake folders.\n{EXPECTED_LAYOUT}")
 
 
-def index_dataset(root: str | os.PathLike | None = None, seed: int = config.SEED) -> pd.DataFrame:
+def index_dataset(root: str | os.PathLike | None = None, seed: int = config.SEED,
+                  required: tuple[str, ...] = SPLITS) -> pd.DataFrame:
     """One row per file: path, relpath (from the root), split, label, class_name.
 
+    In the splits layout, each split in `required` must have its folder; the others are indexed when present.
     The frame's `attrs` record the root and the layout. Files are not opened here: see `scan`.
     """
     root = config.data_root(root)
@@ -108,7 +110,9 @@ def index_dataset(root: str | os.PathLike | None = None, seed: int = config.SEED
                 splits[_SPLIT_ALIASES[name]] = folder
         for split in SPLITS:
             if split not in splits:
-                raise DatasetLayoutError(f"{base} has no {split} folder.\n{EXPECTED_LAYOUT}")
+                if split in required:
+                    raise DatasetLayoutError(f"{base} has no {split} folder.\n{EXPECTED_LAYOUT}")
+                continue
             for class_name, folder in _class_dirs(splits[split]).items():
                 rows += [(p, split, class_name) for p in _files(folder)]
     else:
@@ -296,11 +300,15 @@ def content_hashes(frame: pd.DataFrame) -> list[str]:
 
 
 def class_weights(labels) -> dict[int, float]:
-    """Weights that make each class count equally in the loss: n / (classes * n_class)."""
-    counts = np.bincount(np.asarray(labels, dtype=int), minlength=len(CLASS_NAMES))
+    """Weights that make each class count equally in the loss: scikit-learn's "balanced", n / (classes * n_class)."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.asarray(labels, dtype=int)
+    counts = np.bincount(labels, minlength=len(CLASS_NAMES))
     if (counts == 0).any():
         raise ValueError(f"Both classes need images to train on; counts are {dict(zip(CLASS_NAMES, counts))}.")
-    return {i: float(counts.sum() / (len(counts) * c)) for i, c in enumerate(counts)}
+    weights = compute_class_weight("balanced", classes=np.arange(len(CLASS_NAMES)), y=labels)
+    return {i: float(weight) for i, weight in enumerate(weights)}
 
 
 # ----------------------------------------------------------------------------- command line

@@ -35,6 +35,10 @@ class OverlapWarning(UserWarning):
     """The evaluated images include the ones the model was trained or tuned on."""
 
 
+class OneClassWarning(UserWarning):
+    """The evaluated images hold one class only: ROC-AUC, average precision and EER are undefined."""
+
+
 @dataclass
 class Evaluation:
     """What `evaluate` returns.
@@ -75,7 +79,15 @@ def seen_hashes(directory) -> set[str]:
     path = Path(directory or "") / saving.TRAINING_FILES
     if not directory or not path.is_file():
         return set()
-    return {digest for hashes in json.loads(path.read_text()).values() for digest in hashes}
+    try:
+        splits = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise saving.ModelFileError(f"{path} is not valid JSON ({err}); the file is damaged.") from err
+    if not (isinstance(splits, dict) and all(isinstance(hashes, list) and all(isinstance(h, str) for h in hashes)
+                                             for hashes in splits.values())):
+        raise saving.ModelFileError(f"{path} should map each split to a list of content hashes; "
+                                    "it was not written by helpers.train.")
+    return {digest for hashes in splits.values() for digest in hashes}
 
 
 def overlap_warning(training: dict, root: str, split: str, frame: pd.DataFrame,
@@ -120,7 +132,7 @@ def evaluate(model_dir_or_detector: Detector | str | os.PathLike, data_root: str
     `profile` (optional) evaluates only its subset of the split, e.g. the `smoke` profile's few dozen images.
     """
     detector = as_detector(model_dir_or_detector)
-    frame = select_split(data.index_dataset(data_root), split)
+    frame = select_split(data.index_dataset(data_root, required=() if split == "all" else (split,)), split)
     root, layout = frame.attrs["root"], frame.attrs["layout"]
     report = data.scan(frame, progress=progress)
     good = report.good[list(frame.columns)]  # the scan's own columns (size, mode, ...) are not needed here
@@ -130,6 +142,9 @@ def evaluate(model_dir_or_detector: Detector | str | os.PathLike, data_root: str
     skipped = pd.concat([report.bad[SKIPPED_COLUMNS], failed], ignore_index=True)
     if scored.empty:
         raise ValueError(f"No readable images in split '{split}' of {root} ({len(skipped)} files skipped).")
+    if scored["label"].nunique() < 2:
+        warnings.warn(f"Split '{split}' of {root} holds {scored['class_name'].iloc[0]} images only: ROC-AUC, "
+                      "average precision and EER need both classes, so they are n/a.", OneClassWarning, stacklevel=2)
 
     overlap = overlap_warning(detector.metadata.get("data", {}), root, split, scored, seen_hashes(detector.directory))
     if overlap:
