@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from helpers import audit, config, data
+from helpers.errors import FolderExistsError
 from helpers.images import load_resized
 
 SIZE = 96  # small images keep the tests fast
@@ -138,6 +139,17 @@ def test_watermark_on_fakes_is_flagged_as_a_corner_shortcut(clean_root, tmp_path
     # The watermark is pixels, not file metadata: only the classifier that sees corners catches it.
     verdicts = {f.message.split(" (not")[0]: f.severity for f in report.findings if f.kind == "metadata_classifier"}
     assert sorted(verdicts.values()) == ["critical", "ok"]
+
+
+def test_planting_never_deletes_an_existing_folder(clean_root, tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    with pytest.raises(FolderExistsError, match="taken already exists"):
+        audit.plant_shortcuts(data.index_dataset(clean_root), tmp_path / "taken")
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["keep.txt"]
+    (tmp_path / "fresh").mkdir()  # an empty folder (say, from tempfile.mkdtemp) is fine
+    planted = audit.plant_shortcuts(data.index_dataset(clean_root), tmp_path / "fresh")
+    assert len(data.index_dataset(planted)) == len(data.index_dataset(clean_root))
 
 
 def test_other_jpeg_quality_for_fakes_is_flagged(clean_root, tmp_path):

@@ -175,6 +175,11 @@ def test_psnr_of_an_unchanged_image_is_infinite(textures):
     assert augment.psnr(textures[0], textures[0]) == float("inf")
 
 
+def test_psnr_follows_its_definition(textures):
+    brighter = textures[0].astype(int) + 3  # every pixel off by 3: mean squared error 9
+    assert augment.psnr(textures[0], brighter) == pytest.approx(10 * np.log10(255**2 / 9))
+
+
 def test_tables_cover_every_level_and_layer(textures):
     table = augment.perturbation_table(textures[:2])
     assert len(table) == sum(len(levels) for _, levels in augment.PERTURBATIONS.values())

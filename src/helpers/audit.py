@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from helpers import config, data
+from helpers.errors import FolderExistsError
 from helpers.images import load_image
 
 # Thresholds: named here so a learner can see, and change, what counts as a problem.
@@ -499,11 +499,12 @@ def plant_shortcuts(frame: pd.DataFrame, folder: str | Path, watermark: bool = T
     Every image is decoded and re-saved at `quality`; fakes get a watermark and/or `fake_quality`
     instead. This rebuilds, on a small scale, how the StyleGAN2 fakes of ffhq-stylegan2 were
     first published. Each image keeps its split, so `frame` needs all three. It writes only
-    inside `folder`, never into the data.
+    inside `folder`, never into the data, and refuses a `folder` that exists and is not empty.
     """
     folder = Path(folder)
-    if folder.exists():
-        shutil.rmtree(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise FolderExistsError(f"{folder} already exists and is not an empty folder; "
+                                "choose a new folder for the planted copy (nothing was deleted).")
     for row in frame.itertuples():
         pixels = load_image(row.path)
         is_fake = row.label == 1

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from PIL import Image, ImageFilter
+from skimage.metrics import peak_signal_noise_ratio
 
 from helpers import config, spectrum
 
@@ -265,9 +266,9 @@ def crop(image: np.ndarray, center=(0.45, 0.5), fraction: float = 0.35) -> np.nd
 
 
 def psnr(original: np.ndarray, changed: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB (higher is closer; infinite when identical)."""
-    error = np.mean((np.asarray(original, np.float64) - np.asarray(changed, np.float64)) ** 2)
-    return float("inf") if error == 0 else float(10 * np.log10(255.0**2 / error))
+    """Peak signal-to-noise ratio in dB for 0-255 images (higher is closer; infinite when identical)."""
+    with np.errstate(divide="ignore"):  # identical images: a zero error gives inf, as it should
+        return float(peak_signal_noise_ratio(np.asarray(original), np.asarray(changed), data_range=255))
 
 
 def evidence_kept(originals, changed, cutoff: float = spectrum.HIGH_FREQUENCY_CUTOFF) -> dict[str, float]:
