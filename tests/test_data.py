@@ -4,6 +4,7 @@ import re
 import shutil
 import stat
 import zipfile
+import zlib
 
 import pytest
 
@@ -251,3 +252,20 @@ def test_command_line_scan_prints_counts(dfdc, capsys):
     assert data._main(["scan", str(dfdc)]) == 0
     assert "2000 usable" in capsys.readouterr().out
     assert data._main(["scan", str(dfdc / "Train" / "Real")]) == 1
+
+
+def test_a_split_with_one_class_is_refused_before_training(tmp_path, capsys):
+    from helpers import train
+
+    for split, classes in (("Train", ("Real", "Fake")), ("Validation", ("Real",)), ("Test", ("Real", "Fake"))):
+        for name in classes:
+            for i in range(3):
+                write_jpeg(tmp_path / "root" / split / name / f"{name}_{i}.jpg", seed=zlib.crc32(f"{split}{name}{i}".encode()))
+    (tmp_path / "root" / "Validation" / "Fake").mkdir()  # the layout is right; the folder is empty
+    frames = train.load_frames(tmp_path / "root", config.get_profile("smoke"), verbose=False)
+    with pytest.raises(data.DatasetLayoutError, match="validation split .* has no fake images"):
+        data.require_both_classes(frames)
+    data.require_both_classes(frames, splits=("train", "test"))  # those have both
+    out = tmp_path / "model"
+    assert train._main(["--data", str(tmp_path / "root"), "--profile", "smoke", "--out", str(out)]) == 1
+    assert "has no fake images" in capsys.readouterr().err and not out.exists()

@@ -239,6 +239,21 @@ def by_split(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return parts
 
 
+def require_both_classes(frames: dict[str, pd.DataFrame], splits=("train", "validation")) -> None:
+    """Refuse, before any training, a split that lacks real or fake images (DatasetLayoutError).
+
+    Training needs both classes, and so do the validation ROC-AUC, the checkpoint that follows it
+    and the threshold chosen on it: with one class they are meaningless.
+    """
+    for split in splits:
+        found = counts(frames[split]).loc[split] if len(frames[split]) else pd.Series(0, index=CLASS_NAMES)
+        missing = [name for name in CLASS_NAMES if found.get(name, 0) == 0]
+        if missing:
+            root = frames[split].attrs.get("root", "the data root")
+            raise DatasetLayoutError(f"The {split} split of {root} has no {' and no '.join(missing)} images "
+                                     f"({found.to_dict()}): training needs both classes in it.")
+
+
 def make_dataset(frame: pd.DataFrame, image_size: int, batch_size: int, shuffle: bool = False,
                  cache: bool = True, seed: int = config.SEED, transform=None):
     """A tf.data pipeline of (float32 images in 0..255, int labels): decode, resize, cache, batch, prefetch.

@@ -314,6 +314,7 @@ def train(root=None, profile: config.Profile | str | None = None, out_dir=None, 
     out_dir = Path(out_dir or model_dir(root, profile, mode))
     config.set_seeds()
     frames = with_mode(load_frames(root, profile, verbose=verbose != 0), mode)
+    data.require_both_classes(frames)
     profile = fit_to_data(profile, frames)
     name, reason = backbones.resolve_backbone(config.backbone_name(backbone))
     print(f"Backbone: {name} ({reason}).")
