@@ -10,6 +10,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+
 TEST_DATA = Path(os.environ.get("DEEPFAKE_TEST_DATA") or Path(__file__).parent.parent / "shared" / "data").resolve()
 SHARED_SETS_FOUND = (TEST_DATA / "dfdc-faces").is_dir()
 if SHARED_SETS_FOUND or os.environ.get("DEEPFAKE_TEST_DATA"):  # unset means "none here": tests/conftest.py skips
@@ -23,6 +25,7 @@ if (TEST_DATA / "ffhq-stylegan2").is_dir():  # the second root of the cross-data
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+FIRST_LESSON_WITH_MODELS = "03"  # lessons 03-07 train or read models/ (lesson 03 saves the first)
 STANDIN_DIR: Path | None = None  # the temporary folder of this session's stand-in set, if it has one
 MODELS_BEFORE: set[Path] = set()
 
@@ -67,3 +70,23 @@ def pytest_report_header() -> str:
         return f"face data: {standin.LABEL} ({roots}); the tests that need the shared face sets are skipped"
     shared = f"the shared face sets in {TEST_DATA}" if SHARED_SETS_FOUND else "no shared face sets (their tests skip)"
     return f"face data: {roots}; {shared}"
+
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With pytest-xdist (`-n 2`): each test module and each notebook goes whole to one worker.
+
+    nbval runs a notebook's cells as separate tests in one kernel, so a notebook must not be split.
+    From lesson 03 on, lessons read the models earlier ones save: those run on one worker, in order.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class NotebooksInOrder(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            if path.endswith(".ipynb") and Path(path).name >= FIRST_LESSON_WITH_MODELS:
+                return "lessons with models"
+            return super()._split_scope(nodeid)
+
+    return NotebooksInOrder(config, log)
