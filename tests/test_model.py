@@ -195,3 +195,38 @@ def test_image_size_follows_the_data_when_it_can():
     assert train.fit_to_data(cpu, frames((300, 200))).image_size == cpu.image_size  # not square
     assert train.fit_to_data(cpu, frames((1024, 1024))).image_size == cpu.image_size  # too costly
     assert train.fit_to_data(smoke, frames((256, 256))).image_size == 96  # smoke stays small
+
+
+def _file_hashes(folder) -> dict:
+    import hashlib
+
+    return {path.relative_to(folder): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_training_never_replaces_a_model_unasked_nor_half_way(trained_model_dir, dfdc, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from helpers.errors import FolderExistsError
+
+    out = tmp_path / "model"
+    shutil.copytree(trained_model_dir, out)
+    before = _file_hashes(out)
+    with pytest.raises(FolderExistsError, match="--overwrite"):
+        train.train(dfdc, "smoke", out, backbone="efficientnet_lite0", verbose=0)
+    assert train._main(["--data", str(dfdc), "--profile", "smoke", "--out", str(out)]) == 1
+    assert "already holds a trained model" in capsys.readouterr().err
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train_stage2", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train.train(dfdc, "smoke", out, backbone="efficientnet_lite0", verbose=0, overwrite=True)
+    assert _file_hashes(out) == before, "an interrupted run leaves the old model as it was"
+    assert (tmp_path / f"model{train.PARTIAL_SUFFIX}" / "stage1" / saving.SIDECAR_FILE).is_file()
+
+    monkeypatch.undo()
+    train.train(dfdc, "smoke", out, backbone="efficientnet_lite0", verbose=0, overwrite=True)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]
+    assert _file_hashes(out) != before and (out / saving.SIDECAR_FILE).is_file()

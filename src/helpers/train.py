@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import hashlib
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import pandas as pd
 
 from helpers import backbones, config, data, metrics, saving
 from helpers import model as detector
+from helpers.errors import FolderExistsError
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -307,11 +309,25 @@ def save_trained(model, backbone: str, profile: config.Profile, frames: dict, hi
     return metadata
 
 
+PARTIAL_SUFFIX = ".partial"  # a run trains here, next to OUT, and becomes OUT only once it is complete
+
+
 def train(root=None, profile: config.Profile | str | None = None, out_dir=None, backbone: str | None = None,
-          n_blocks: int | None = None, mode: str = "real+fake", verbose: int | str = "auto") -> TrainResult:
-    """Both stages on a data root; saves the stage-1 model in OUT/stage1 and the final model in OUT."""
+          n_blocks: int | None = None, mode: str = "real+fake", verbose: int | str = "auto",
+          overwrite: bool = False) -> TrainResult:
+    """Both stages on a data root; saves the stage-1 model in OUT/stage1 and the final model in OUT.
+
+    The run trains in OUT.partial and only then takes OUT's place, so OUT always holds a whole model:
+    an interrupted run leaves the old one as it was, and running the same command again resumes in
+    OUT.partial from its last finished epoch. A model already in OUT is refused (FolderExistsError)
+    unless `overwrite`; it is replaced only after the new one is complete.
+    """
     profile = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
     out_dir = Path(out_dir or model_dir(root, profile, mode))
+    if (out_dir / saving.SIDECAR_FILE).is_file() and not overwrite:
+        raise FolderExistsError(f"{out_dir} already holds a trained model: choose another --out, or pass "
+                                "--overwrite to replace it once the new one is trained.")
+    final_dir, out_dir = out_dir, out_dir.with_name(out_dir.name + PARTIAL_SUFFIX)
     config.set_seeds()
     frames = with_mode(load_frames(root, profile, verbose=verbose != 0), mode)
     data.require_both_classes(frames)
@@ -335,9 +351,20 @@ def train(root=None, profile: config.Profile | str | None = None, out_dir=None, 
                      "unfrozen_blocks": stage2.attrs["unfrozen_blocks"],
                      "epochs": {"stage1": len(stage1), "stage2": len(stage2)}},
     })
-    print(f"Saved {out_dir}: validation ROC-AUC {metadata['validation']['roc_auc']:.3f}, "
+    replace_folder(out_dir, final_dir)
+    print(f"Saved {final_dir}: validation ROC-AUC {metadata['validation']['roc_auc']:.3f}, "
           f"threshold {metadata['threshold']:.3f}, {seconds / 60:.1f} min.")
     return TrainResult(model, history, metadata, frames)
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Put the folder `new` in `target`'s place; an old `target` is removed only once `new` is there."""
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -349,9 +376,12 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unfreeze-blocks", type=int, help="whole blocks fine-tuned in stage 2")
     parser.add_argument("--mode", default="real+fake", choices=MODES,
                         help="what the model learns 'fake' from: real fakes, self-blended images, or both")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a model already in --out, once the new one is trained")
     args = parser.parse_args(argv)
     try:
-        train(args.data, args.profile, args.out, args.backbone, n_blocks=args.unfreeze_blocks, mode=args.mode)
+        train(args.data, args.profile, args.out, args.backbone, n_blocks=args.unfreeze_blocks, mode=args.mode,
+              overwrite=args.overwrite)
     except (ValueError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
