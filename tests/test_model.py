@@ -230,3 +230,16 @@ def test_training_never_replaces_a_model_unasked_nor_half_way(trained_model_dir,
     train.train(dfdc, "smoke", out, backbone="efficientnet_lite0", verbose=0, overwrite=True)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]
     assert _file_hashes(out) != before and (out / saving.SIDECAR_FILE).is_file()
+
+
+def test_ctrl_c_in_the_command_line_says_what_was_kept(dfdc, tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train_stage1", interrupted)
+    out = tmp_path / "model"
+    assert train._main(["--data", str(dfdc), "--profile", "smoke", "--out", str(out),
+                        "--backbone", "efficientnet_lite0"]) == 130
+    message = capsys.readouterr().err
+    assert "interrupted" in message and "resumes" in message and "Traceback" not in message
+    assert not out.exists()

@@ -385,6 +385,11 @@ def _main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        out = Path(args.out) if args.out else model_dir(args.data, config.get_profile(args.profile), args.mode)
+        print(f"\ninterrupted: {out} is as it was; {out.name}{PARTIAL_SUFFIX} keeps the epochs finished so far, "
+              "and the same command resumes from there.", file=sys.stderr)
+        return 130
     return 0
 
 
