@@ -13,6 +13,7 @@ runs it and writes JSON that `ladder_figure` draws.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ UNFREEZE_RULES = {  # what stage 2 trains, by the Rung.unfreeze code
     "profile": "the profile's top blocks, BatchNorm frozen",
 }
 VALIDATION = "chosen on validation (equal recalls)"
+RESULTS_DIR = config.REPO_ROOT / "benchmarks" / "ladder"  # the committed cpu results, one JSON per data set
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def _unfreezer(rung: Rung, profile: config.Profile):
 
 def train_rung(rung: Rung, frames: dict, profile: config.Profile, backbone: str, out_dir: Path,
                verbose: int | str = 0) -> dict:
-    """Train one rung's model (both stages) into `out_dir`; returns its timing and what stage 2 unfroze."""
+    """Train one rung's model (both stages) into `out_dir`; returns it with its timing and what stage 2 unfroze."""
     recipe = dataclasses.replace(profile, augmentations=rung.augmentations, stage1_lr=rung.stage1_lr)
     config.set_seeds()
     model = detector.build_classifier(backbone, recipe.image_size, augmentations=recipe.augmentations,
@@ -103,11 +105,6 @@ def train_rung(rung: Rung, frames: dict, profile: config.Profile, backbone: str,
             "trainable_weights": detector.trainable_summary(model)["trainable"]}
 
 
-def score(model, frame: pd.DataFrame, profile: config.Profile) -> np.ndarray:
-    """p(fake) of each image of `frame`."""
-    return train.p_fake(model, frame, profile)
-
-
 def rung_metrics(labels, scores, threshold: float) -> dict:
     """Test ROC-AUC, accuracy, balanced accuracy and both recalls, each with its 95% bootstrap interval."""
     statistics = {"roc_auc": metrics.roc_auc, **metrics.threshold_statistics(threshold)}
@@ -125,21 +122,22 @@ def climb(root=None, profile: config.Profile | str | None = "cpu", out_dir=None,
     frames = train.load_frames(root, profile, verbose=verbose != 0)
     profile = train.fit_to_data(profile, frames)
     backbone, _ = backbones.resolve_backbone(config.backbone_name(backbone))
-    test = frames["test"]
-    labels = test["label"].to_numpy()
+    labels, val_labels = frames["test"]["label"].to_numpy(), frames["validation"]["label"].to_numpy()
     results, models = [], {}
     for rung in rungs(profile):
-        if rung.same_model_as is None:
-            models[rung.number] = train_rung(rung, frames, profile, backbone, out_dir / f"rung{rung.number}", verbose)
-            print(f"rung {rung.number} ({rung.change}): trained in {models[rung.number]['seconds']['total']:.0f} s")
+        if rung.same_model_as is None:  # train it, and score validation and test once
+            trained = train_rung(rung, frames, profile, backbone, out_dir / f"rung{rung.number}", verbose)
+            model = trained.pop("model")
+            trained.update(val_scores=train.p_fake(model, frames["validation"], profile),
+                           test_scores=train.p_fake(model, frames["test"], profile))
+            models[rung.number] = trained
+            print(f"rung {rung.number} ({rung.change}): trained in {trained['seconds']['total']:.0f} s")
         trained = models[rung.number if rung.same_model_as is None else rung.same_model_as]
-        val = frames["validation"]
-        val_scores = score(trained["model"], val, profile)
-        threshold = 0.5 if rung.threshold == ARGMAX else metrics.balanced_threshold(val["label"], val_scores)
-        scores = score(trained["model"], test, profile)
+        val_scores, scores = trained["val_scores"], trained["test_scores"]
+        threshold = 0.5 if rung.threshold == ARGMAX else metrics.balanced_threshold(val_labels, val_scores)
         results.append({
             "rung": rung.number, "change": rung.change, "recipe": rung.recipe(profile),
-            "threshold": float(threshold), "validation_roc_auc": metrics.roc_auc(val["label"], val_scores),
+            "threshold": float(threshold), "validation_roc_auc": metrics.roc_auc(val_labels, val_scores),
             "test": rung_metrics(labels, scores, threshold),
             "trained": rung.same_model_as is None,
             **{key: trained[key] for key in ("seconds", "epochs", "unfrozen", "trainable_weights")},
@@ -166,22 +164,19 @@ def steps(labels, results: list[dict]) -> list[dict]:
     found = []
     for below, above, change in pairs:
         row = {"from": below["rung"], "to": above["rung"], "change": change}
+        scores_above, scores_below = np.asarray(above["test_scores"]), np.asarray(below["test_scores"])
         for name in ("roc_auc", "balanced_accuracy"):
-            args = (labels, np.asarray(above["test_scores"]), np.asarray(below["test_scores"]),
-                    _statistic(name, above["threshold"]), _statistic(name, below["threshold"]))
-            point = args[3](labels, args[1]) - args[4](labels, args[2])
-            row[name] = {"difference": point, "ci95": list(metrics.paired_difference_interval(*args))}
+            read_above, read_below = _statistic(name, above["threshold"]), _statistic(name, below["threshold"])
+            interval = metrics.paired_difference_interval(labels, scores_above, scores_below, read_above, read_below)
+            row[name] = {"difference": read_above(labels, scores_above) - read_below(labels, scores_below),
+                         "ci95": list(interval)}
         found.append(row)
     return found
 
 
-RESULTS_DIR = config.REPO_ROOT / "benchmarks" / "ladder"  # the committed cpu results, one JSON per data set
-
 
 def load_results(folder=RESULTS_DIR) -> list[dict]:
     """Every ladder result in `folder` (benchmarks/ladder by default), sorted by data set."""
-    import json
-
     files = sorted(Path(folder).glob("*.json"))
     if not files:
         raise FileNotFoundError(f"No ladder results in {folder}: run `python benchmarks/bench_capstone.py` first.")
