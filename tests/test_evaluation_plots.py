@@ -58,7 +58,7 @@ def test_transfer_sentence_follows_the_intervals():
     home = metrics.summary(*_sample(150, 0.4), 0.5, intervals=True)
     chance = metrics.summary(*_sample(150, 0.0, seed=1), 0.5, intervals=True)
     sentence = ep.transfer_sentence("A", home, "B", chance)
-    assert f"falls from {home['roc_auc']:.3f}" in sentence and "coin toss" in sentence
+    assert f"falls from {home['roc_auc']:.3f}" in sentence and "indistinguishable from chance" in sentence
     nearby = metrics.summary(*_sample(150, 0.38, seed=2), 0.5, intervals=True)
     assert "cannot tell the two apart" in ep.transfer_sentence("A", home, "B", nearby)
 

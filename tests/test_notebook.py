@@ -12,7 +12,7 @@ from helpers import acquire, config, notebook
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
     """No profile, data, storage or Kaggle variables from the test run; files kept under tmp_path."""
-    for name in (config.PROFILE_ENV, config.DATA_ENV, config.STORAGE_ENV, *notebook.KAGGLE_SECRETS):
+    for name in (config.PROFILE_ENV, config.DATA_ENV, config.STORAGE_ENV, *config.KAGGLE_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kaggle/kaggle.json
     yield

@@ -3,9 +3,13 @@
 Both refuse to lose anything: they unpack into a temporary folder beside the target and rename it
 into place only when everything went well, and they never overwrite an existing folder. An import
 refuses symbolic links (in a zip or a folder alike), paths that leave the target, and zip bombs.
+
+Command line: `deepfake-lessons download [--dest DIR]` and `deepfake-lessons import SOURCE [--dest DIR]`
+(or `python -m helpers.data download|import`).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import tempfile
@@ -15,6 +19,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from helpers import config
+from helpers.data import DatasetLayoutError, find_layout
+from helpers.errors import FolderExistsError, UserError
 
 KAGGLE_HANDLE = "manjilkarki/deepfake-and-real-images"
 KAGGLE_NAME = "deepfake-and-real-images"
@@ -23,6 +29,14 @@ MAX_UNPACKED_GB = 20.0  # the Kaggle dataset unpacks to about 1.7 GB
 # than 100 times its compressed size is refused, once it is big enough to matter (8 MiB unpacked).
 MAX_COMPRESSION_RATIO = 100
 RATIO_CHECK_BYTES = 8 * 2**20
+
+
+class ImportRefusedError(UserError, ValueError):
+    """An archive or folder refused before anything is in place: it is missing, unsafe, too big or damaged."""
+
+
+class DownloadError(UserError, RuntimeError):
+    """The Kaggle download failed (no internet, no token, or Kaggle said no): the message says what to do."""
 
 
 def download_kaggle(dest: str | os.PathLike) -> Path:
@@ -35,11 +49,11 @@ def download_kaggle(dest: str | os.PathLike) -> Path:
 
         return Path(kagglehub.dataset_download(KAGGLE_HANDLE, output_dir=str(dest)))
     except Exception as err:  # kagglehub raises network, auth and HTTP errors of many types
-        raise RuntimeError(
+        raise DownloadError(
             f"Could not download {KAGGLE_HANDLE} from Kaggle ({type(err).__name__}: {err}).\n"
             "This needs internet access and Kaggle credentials. Either:\n"
             "  1. create an API token on kaggle.com (Settings > API), put it in ~/.kaggle/kaggle.json "
-            "or set KAGGLE_USERNAME and KAGGLE_KEY, then run this command again; or\n"
+            f"or set {' and '.join(config.KAGGLE_ENV)}, then run this command again; or\n"
             f"  2. download the zip from https://www.kaggle.com/datasets/{KAGGLE_HANDLE} in a browser "
             "and run `python -m helpers.data import PATH/TO/archive.zip`."
         ) from err
@@ -52,17 +66,18 @@ def _safe_members(archive: zipfile.ZipFile, target: Path, max_bytes: int) -> lis
     for member in members:
         resolved = (target / member.filename).resolve()
         if member.filename.startswith(("/", "\\")) or not resolved.is_relative_to(target.resolve()):
-            raise ValueError(f"Refusing the archive: member {member.filename!r} would land outside {target}.")
+            raise ImportRefusedError(f"Refusing the archive: member {member.filename!r} would land "
+                                     f"outside {target}.")
         if (member.external_attr >> 16) & 0o170000 == 0o120000:
-            raise ValueError(f"Refusing the archive: member {member.filename!r} is a symbolic link.")
+            raise ImportRefusedError(f"Refusing the archive: member {member.filename!r} is a symbolic link.")
         if member.file_size > max(RATIO_CHECK_BYTES, MAX_COMPRESSION_RATIO * member.compress_size):
-            raise ValueError(f"Refusing the archive: member {member.filename!r} would unpack to "
-                             f"{member.file_size / 2**20:.0f} MiB from {member.compress_size:,} bytes, more than "
-                             f"{MAX_COMPRESSION_RATIO}:1 (a zip bomb?).")
+            raise ImportRefusedError(f"Refusing the archive: member {member.filename!r} would unpack to "
+                                     f"{member.file_size / 2**20:.0f} MiB from {member.compress_size:,} bytes, "
+                                     f"more than {MAX_COMPRESSION_RATIO}:1 (a zip bomb?).")
         total += member.file_size
         if total > max_bytes:
-            raise ValueError(f"Refusing the archive: it would unpack to more than {max_bytes / 2**30:.1f} GB "
-                             "(raise the limit with --max-gb if you trust it).")
+            raise ImportRefusedError(f"Refusing the archive: it would unpack to more than "
+                                     f"{max_bytes / 2**30:.1f} GB (raise the limit with --max-gb if you trust it).")
     return members
 
 
@@ -73,10 +88,10 @@ def _unzip(source: Path, target: Path, max_bytes: int) -> None:
             for member in tqdm(members, desc=f"unpacking {source.name}", unit="file"):
                 archive.extract(member, target)
     except zipfile.BadZipFile as err:
-        raise ValueError(f"{source} is not a complete zip file ({err}); if it was downloaded, "
-                         "the download may have been cut short: download it again.") from err
+        raise ImportRefusedError(f"{source} is not a complete zip file ({err}); if it was downloaded, "
+                                 "the download may have been cut short: download it again.") from err
     except EOFError as err:
-        raise ValueError(f"{source} ends early: the download was probably cut short.") from err
+        raise ImportRefusedError(f"{source} ends early: the download was probably cut short.") from err
 
 
 def _tree_files(source: Path) -> list[Path]:
@@ -89,8 +104,8 @@ def _tree_files(source: Path) -> list[Path]:
     for top, folders, names in os.walk(source, onerror=unreadable):
         for path in (Path(top) / name for name in folders + names):
             if path.is_symlink():
-                raise ValueError(f"Refusing the folder {source}: {path} is a symbolic link "
-                                 "(copy what it points to into the folder instead).")
+                raise ImportRefusedError(f"Refusing the folder {source}: {path} is a symbolic link "
+                                         "(copy what it points to into the folder instead).")
             if path.is_file():
                 files.append(path)
     return files
@@ -113,14 +128,12 @@ def _umask() -> int:
 def import_data(source: str | os.PathLike, dest: str | os.PathLike | None = None,
                 max_bytes: int = int(MAX_UNPACKED_GB * 2**30)) -> Path:
     """Unpack a zip (or copy a folder) into `dest` (default: data/<name>), checking its layout first."""
-    from helpers.data import DatasetLayoutError, find_layout
-
     source = Path(source).expanduser()
     if not source.exists():
-        raise ValueError(f"{source} does not exist.")
+        raise ImportRefusedError(f"{source} does not exist.")
     target = Path(dest) if dest else config.DATA_DIR / source.name.removesuffix(".zip")
     if target.exists():
-        raise ValueError(f"{target} already exists; choose another --dest or remove it yourself.")
+        raise FolderExistsError(f"{target} already exists; choose another --dest or remove it yourself.")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".importing-", dir=target.parent))
     try:
@@ -139,3 +152,26 @@ def import_data(source: str | os.PathLike, dest: str | os.PathLike | None = None
         if staging.exists():
             shutil.rmtree(staging)
     return target
+
+
+# ----------------------------------------------------------------------------- command line
+def add_download_arguments(parser: argparse.ArgumentParser) -> None:
+    """`download`'s arguments (helpers.cli runs the command)."""
+    parser.add_argument("--dest", default=str(config.DATA_DIR / KAGGLE_NAME), help="folder to download into")
+
+
+def run_download(args: argparse.Namespace) -> None:
+    print(f"Data is in {download_kaggle(args.dest)}")
+
+
+def add_import_arguments(parser: argparse.ArgumentParser) -> None:
+    """`import`'s arguments."""
+    parser.add_argument("source", help="a zip file, or a folder, in either layout (see helpers.data)")
+    parser.add_argument("--dest", help="target folder (default: data/<name of the source>)")
+    parser.add_argument("--max-gb", type=float, default=MAX_UNPACKED_GB,
+                        help="refuse archives that would unpack to more than this")
+
+
+def run_import(args: argparse.Namespace) -> None:
+    target = import_data(args.source, args.dest, max_bytes=int(args.max_gb * 2**30))
+    print(f"Data is in {target}; use it with {config.DATA_ENV}={target}")

@@ -16,3 +16,11 @@ class MissingModelError(UserError, FileNotFoundError):
 
 class FolderExistsError(UserError, FileExistsError):
     """A step would write into a folder that already holds something: it refuses rather than delete it."""
+
+
+class BadArgumentError(UserError, ValueError):
+    """An argument that is not one of its choices, or out of its range: a profile, backbone or split name, a count."""
+
+
+class NoImagesError(UserError, ValueError):
+    """A folder or split without a single image that could be read and scored."""

@@ -14,7 +14,7 @@ from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
 from helpers import gradcam, images, metrics, plots
-from helpers.data import CLASS_NAMES
+from helpers.config import CLASS_NAMES
 from helpers.predict import Detector
 
 # What the level of each perturbation in augment.PERTURBATIONS measures.
@@ -264,18 +264,6 @@ def side_by_side(results: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").round(3)  # the last three at the model's threshold
 
 
-def _auc_phrase(auc: float, low: float, high: float) -> str:
-    if high < 0.5:
-        return "worse than a coin toss (it ranks these fakes as more real than the real faces)"
-    if low <= 0.5:
-        return "indistinguishable from a coin toss"
-    if auc < 0.7:
-        return "weak"
-    if auc < 0.85:
-        return "useful but far from reliable"
-    return "strong"
-
-
 def _auc_with_interval(result: dict) -> str:
     low, high = result["ci95"]["roc_auc"]
     return f"{result['roc_auc']:.3f} [{low:.3f}, {high:.3f}]"
@@ -292,6 +280,6 @@ def transfer_sentence(home: str, home_result: dict, away: str, away_result: dict
         trend = (f"ROC-AUC {direction} from {_auc_with_interval(home_result)} on {home} to "
                  f"{_auc_with_interval(away_result)} on {away}, further than the noise of either sample")
     recall = away_result["at_threshold"]["recall"]
-    return (f"{trend}. On {away} the ranking is {_auc_phrase(away_result['roc_auc'], away_low, away_high)}, and at "
+    return (f"{trend}. On {away} the ranking is {metrics.read_roc_auc(away_result['roc_auc'], away_low, away_high)}, and at "
             f"the model's threshold (chosen on validation images from its training source) it catches "
             f"{recall['fake']:.0%} of the fakes while clearing {recall['real']:.0%} of the real faces.")

@@ -13,10 +13,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from helpers.errors import UserError
+
 MAX_PIXELS = 40_000_000  # about 6,300 x 6,300: far beyond any face crop, well below a bomb
 MAX_BYTES = 50 * 1024 * 1024
 
 ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
+
+
+class ImageError(UserError, ValueError):
+    """An image that cannot be used: missing, unreadable, empty, too large, not an image, or corrupt."""
 
 
 def _open(source: ImageSource, name: str) -> Image.Image:
@@ -27,25 +33,25 @@ def _open(source: ImageSource, name: str) -> Image.Image:
     else:
         path = Path(source)
         if not path.is_file():
-            raise ValueError(f"{name}: no such file.")
+            raise ImageError(f"{name}: no such file.")
         try:
             if path.stat().st_size > MAX_BYTES:
-                raise ValueError(f"{name}: the file is larger than {MAX_BYTES // 2**20} MB.")
+                raise ImageError(f"{name}: the file is larger than {MAX_BYTES // 2**20} MB.")
             data = path.read_bytes()
         except OSError as err:  # permissions, a file removed meanwhile, a network drive gone
-            raise ValueError(f"{name}: the file cannot be read ({err.strerror or err}).") from err
+            raise ImageError(f"{name}: the file cannot be read ({err.strerror or err}).") from err
     if not data:
-        raise ValueError(f"{name}: the file is empty (0 bytes).")
+        raise ImageError(f"{name}: the file is empty (0 bytes).")
     if len(data) > MAX_BYTES:
-        raise ValueError(f"{name}: the file is larger than {MAX_BYTES // 2**20} MB.")
+        raise ImageError(f"{name}: the file is larger than {MAX_BYTES // 2**20} MB.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data))
     except UnidentifiedImageError as err:
-        raise ValueError(f"{name}: not an image file PIL can read.") from err
+        raise ImageError(f"{name}: not an image file PIL can read.") from err
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ValueError(f"{name}: the image has too many pixels to be safe to decode.") from err
+        raise ImageError(f"{name}: the image has too many pixels to be safe to decode.") from err
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -67,7 +73,7 @@ def load_image(source: ImageSource, name: str | None = None, max_pixels: int = M
     """Decode `source` into an (H, W, 3) uint8 RGB array, upright as the camera meant it.
 
     Handles EXIF rotation, greyscale, palette, RGBA, CMYK, 16-bit and animated images (first frame).
-    Raises ValueError with a plain message for empty, truncated, non-image or oversized input.
+    Raises ImageError (a ValueError) with a plain message for empty, truncated, non-image or oversized input.
     """
     name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
     if isinstance(source, np.ndarray):
@@ -75,14 +81,14 @@ def load_image(source: ImageSource, name: str | None = None, max_pixels: int = M
     image = _open(source, name)
     width, height = image.size
     if width * height > max_pixels:
-        raise ValueError(f"{name}: {width}x{height} pixels is more than the {max_pixels:,} allowed.")
+        raise ImageError(f"{name}: {width}x{height} pixels is more than the {max_pixels:,} allowed.")
     try:
         image.seek(0)  # animated GIF/PNG/WebP: the first frame
         image.load()
         image = ImageOps.exif_transpose(image)
         rgb = _to_rgb(image)
     except (OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"{name}: the image data is truncated or corrupt ({err}).") from err
+        raise ImageError(f"{name}: the image data is truncated or corrupt ({err}).") from err
     return np.asarray(rgb, dtype=np.uint8)
 
 
@@ -90,7 +96,7 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
     if array.ndim == 2:
         array = np.stack([array] * 3, axis=-1)
     if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array, got {array.shape}.")
+        raise ImageError(f"{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array, got {array.shape}.")
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
     array = array[..., :3]

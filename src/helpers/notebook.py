@@ -11,15 +11,14 @@ from helpers import acquire, config, data, standin
 MIN_VERSIONS = {"tensorflow": (2, 18), "keras": (3, 8)}
 DRIVE_MOUNT = Path("/content/drive")
 DRIVE_FOLDER = DRIVE_MOUNT / "MyDrive" / "deepfake-lessons"
-KAGGLE_SECRETS = ("KAGGLE_USERNAME", "KAGGLE_KEY")
 
 LOST_WITHOUT_DRIVE = ("Without Google Drive, data/, models/ and figures/ live in this runtime only: they are "
                       "lost when it ends, and the next lesson (a runtime of its own) will not find the models "
                       "this one saves.")
 KAGGLE_HELP = f"""To download the Kaggle dataset here, give Colab your Kaggle API token (kaggle.com > Settings > API):
-  1. in Colab's Secrets panel (the key icon), add {KAGGLE_SECRETS[0]} and {KAGGLE_SECRETS[1]}, allow this
+  1. in Colab's Secrets panel (the key icon), add {config.KAGGLE_ENV[0]} and {config.KAGGLE_ENV[1]}, allow this
      notebook to read them, and run this cell again; or
-  2. run `%env {KAGGLE_SECRETS[0]}=...` and `%env {KAGGLE_SECRETS[1]}=...` in a cell, then run this cell again."""
+  2. run `%env {config.KAGGLE_ENV[0]}=...` and `%env {config.KAGGLE_ENV[1]}=...` in a cell, then run this cell again."""
 
 
 def in_colab() -> bool:
@@ -32,7 +31,8 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 
 def check_versions() -> dict[str, str]:
     """Fail early, with a plain message, when Python or a key library is too old."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the lesson
+    # TensorFlow's C++ INFO and WARNING lines stay out of the lesson (its start-up lines: helpers.tensorflow_logs).
+    os.environ.setdefault(config.TF_LOG_LEVEL_ENV, "2")
     import keras
     import tensorflow as tf
 
@@ -79,15 +79,15 @@ def kaggle_credentials() -> bool:
     """True when a Kaggle token is available; on Colab, read it from the notebook's secrets first."""
     if (Path.home() / ".kaggle" / "kaggle.json").is_file():
         return True
-    if in_colab() and not all(os.environ.get(name) for name in KAGGLE_SECRETS):
+    if in_colab() and not all(os.environ.get(name) for name in config.KAGGLE_ENV):
         from google.colab import userdata
 
         try:
-            for name in KAGGLE_SECRETS:
+            for name in config.KAGGLE_ENV:
                 os.environ[name] = userdata.get(name)
         except (userdata.SecretNotFoundError, userdata.NotebookAccessError):
             return False
-    return all(os.environ.get(name) for name in KAGGLE_SECRETS)
+    return all(os.environ.get(name) for name in config.KAGGLE_ENV)
 
 
 def data_layout(root=None) -> tuple[str, Path] | None:

@@ -27,7 +27,7 @@ import pandas as pd
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
-from helpers import config, data
+from helpers import config
 from helpers.images import resize
 
 SBI_TRANSFORM = "sbi"  # the name of the transform, also the suffix of its rows' relpath ("...#sbi")
@@ -207,11 +207,11 @@ def add_pseudo_fakes(frame: pd.DataFrame, seed: int = config.SEED) -> pd.DataFra
     """
     if "transform_seed" in frame.columns:
         raise ValueError("This frame already has a transform_seed column: pseudo-fakes were added before.")
-    fake_label = data.CLASS_NAMES.index("fake")
-    reals = frame[(frame["label"] == data.CLASS_NAMES.index("real")) & frame["split"].isin(SBI_SPLITS)]
+    fake_label = config.CLASS_NAMES.index("fake")
+    reals = frame[(frame["label"] == config.CLASS_NAMES.index("real")) & frame["split"].isin(SBI_SPLITS)]
     fakes = reals.assign(relpath=reals["relpath"] + f"#{SBI_TRANSFORM}", label=fake_label, class_name="fake")
     fakes["transform_seed"] = [transform_seed(relpath, seed) for relpath in fakes["relpath"]]
-    split_order = {split: i for i, split in enumerate(data.SPLITS)}
+    split_order = {split: i for i, split in enumerate(config.SPLITS)}
     result = (pd.concat([frame.assign(transform_seed=NO_TRANSFORM), fakes])
               .sort_values(["split", "label", "relpath"],
                            key=lambda column: column.map(split_order) if column.name == "split" else column)

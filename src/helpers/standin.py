@@ -16,7 +16,8 @@ No face crop is used in two splits or in both folders (the subset has no names, 
 person could still land apart). The same files come out byte for byte on every run of one install.
 Each folder carries a marker file, STAND-IN.md, that says what it is (see `is_standin`).
 
-Command line: `python -m helpers.standin OUT_DIR` writes both folders and prints how to use them.
+Command line: `deepfake-lessons standin OUT_DIR` (or `python -m helpers.standin OUT_DIR`) writes both
+folders and prints how to use them.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers import config
+from helpers.errors import FolderExistsError
 
 MARKER_FILE = "STAND-IN.md"
 LABEL = ("a stand-in set built from pictures bundled with scikit-image: "
@@ -78,7 +80,7 @@ def swap_donors(indices: list[int], seed: int = config.SEED) -> dict[int, int]:
     names = [face_name(index) for index in indices]
     split_of = dict(zip(indices, data._flat_split(names, seed)))  # the data layer's own split rule
     donors = {}
-    for split in data.SPLITS:
+    for split in config.SPLITS:
         members = [index for index in indices if split_of[index] == split]
         donors.update({base: members[(i + 1) % len(members)] for i, base in enumerate(members)})
     return donors
@@ -154,7 +156,7 @@ def write_standin_sets(out_dir) -> dict[str, Path]:
     """Write both stand-in folders into `out_dir` (new or empty); return {environment variable: folder}."""
     out_dir = Path(out_dir).expanduser().resolve()
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise FileExistsError(f"{out_dir} already exists and is not an empty folder: choose a new one.")
+        raise FolderExistsError(f"{out_dir} already exists and is not an empty folder: choose a new one.")
     faces = bundled_faces()
     splits, flat = assign_faces()
     write_splits_root(out_dir / SPLITS_ROOT, faces, splits)
@@ -162,20 +164,19 @@ def write_standin_sets(out_dir) -> dict[str, Path]:
     return {config.DATA_ENV: out_dir / SPLITS_ROOT, config.CROSS_DATA_ENV: out_dir / FLAT_ROOT}
 
 
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.standin", description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments (helpers.cli runs it)."""
     parser.add_argument("out_dir", help="a new (or empty) folder to write the two stand-in folders into")
-    args = parser.parse_args(argv)
-    try:
-        roots = write_standin_sets(args.out_dir)
-    except FileExistsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+
+
+def run(args: argparse.Namespace) -> None:
+    roots = write_standin_sets(args.out_dir)
     print(f"Wrote {LABEL}. Use it with:")
     for variable, root in roots.items():
         print(f"  {variable}={root}")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    from helpers import cli
+
+    sys.exit(cli.run_command("standin"))
