@@ -10,7 +10,7 @@ load average before and after is recorded too.
 - inference: a Lite0 detector at 224 px (random weights: speed only) through Keras
   `predict`, the Detector's `tf.function`, and the LiteRT runner (one image per invocation, `run1`, or
   the input resized to the batch, `run32`), at batch 1 and 32.
-- evaluate_dfdc_test: wall time of `helpers.evaluate` on dfdc-faces Test with each Detector backend.
+- evaluate_dfdc_test: wall time of `helpers.evaluate` on dfdc-faces Test with each Detector runtime.
 - quantization (with --model): size, speed, max |Δp(fake)| and test ROC-AUC of float32, dynamic-range
   and int8 exports against Keras, on dfdc-faces Test and the ffhq-stylegan2 test part.
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from bench_model import machine_info, write_result
 from helpers import config, data, evaluate, export, metrics, predict, saving
-from helpers import model as detector_model
+from helpers import classifier
 
 BACKBONE = "efficientnet_lite0"
 SIZE = 224
@@ -89,26 +89,26 @@ def bench_inference(model) -> dict:
 
 def _random_head_folder(directory: Path, root: Path) -> Path:
     """A 224 px Lite0 detector (ImageNet backbone, untrained head) saved as a model folder."""
-    model = detector_model.build_classifier(BACKBONE, SIZE)
+    model = classifier.build_classifier(BACKBONE, SIZE)
     metadata = {"backbone": BACKBONE, "image_size": SIZE, "class_names": ["real", "fake"], "threshold": 0.5,
                 "profile": "cpu", "data": {"root": str(root)}, "note": "untrained head: for timing only"}
     return saving.save_model(model, directory, metadata)
 
 
 def bench_evaluate(model_dir: Path, root: Path) -> dict:
-    """Wall time of helpers.evaluate on the test split with each backend (decoding included)."""
+    """Wall time of helpers.evaluate on the test split with each runtime (decoding included)."""
     _, export_s = _timed(lambda: export.export_tflite(model_dir, verbose=False))
     result = {"export_s": round(export_s, 2), "data": str(root)}
-    detectors = {backend: predict.Detector.load(model_dir, verbose=False, backend=backend)
-                 for backend in ("keras", "litert")}
-    scores = {backend: evaluate.evaluate(detector, root, "test", progress=False).scores["p_fake"].to_numpy()
-              for backend, detector in detectors.items()}
-    calls = {f"{backend}": (lambda detector=detector: evaluate.evaluate(detector, root, "test", progress=False),
-                            len(scores[backend])) for backend, detector in detectors.items()}
+    detectors = {runtime: predict.Detector.load(model_dir, verbose=False, runtime=runtime)
+                 for runtime in ("keras", "litert")}
+    scores = {runtime: evaluate.evaluate(detector, root, "test", progress=False).scores["p_fake"].to_numpy()
+              for runtime, detector in detectors.items()}
+    calls = {f"{runtime}": (lambda detector=detector: evaluate.evaluate(detector, root, "test", progress=False),
+                            len(scores[runtime])) for runtime, detector in detectors.items()}
     rates = interleaved_rates(calls, trials=3)
     result.update({"images": len(scores["keras"]), "images_per_second": rates,
-                   "best_seconds": {backend: round(len(scores[backend]) / rate["best"], 2)
-                                    for backend, rate in rates.items()},
+                   "best_seconds": {runtime: round(len(scores[runtime]) / rate["best"], 2)
+                                    for runtime, rate in rates.items()},
                    "max_abs_diff_p_fake": float(np.abs(scores["keras"] - scores["litert"]).max())})
     return result
 
@@ -126,7 +126,7 @@ def bench_quantization(model_dir: Path, data_root: Path) -> dict:
     train_root = metadata["data"]["root"]
     representative = export._images(train_root, "train", export.REPRESENTATIVE_PER_CLASS, size)[0]
     test_sets = {name: _test_images(data_root / name, size) for name in ("dfdc-faces", "ffhq-stylegan2")}
-    keras_detector = predict.Detector(model, metadata, backend="keras")
+    keras_detector = predict.Detector(model, metadata, runtime="keras")
     keras_scores = {name: keras_detector.p_fake(images) for name, (images, _) in test_sets.items()}
     result = {"model": str(model_dir), "trained_on": train_root,
               "test_images": {name: len(labels) for name, (_, labels) in test_sets.items()},
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     config.set_seeds()
     started = time.perf_counter()
     result = {"name": name, "runtime": export.runtime_name(), "machine": machine_info()}
-    model = detector_model.build_classifier(BACKBONE, SIZE, weights=None)  # speed only
+    model = classifier.build_classifier(BACKBONE, SIZE, weights=None)  # speed only
     result["inference"] = bench_inference(model)
     print(f"inference: {result['inference']}")
     if not args.quick:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import config, data, predict, saving, train
-from helpers import model as detector_model
+from helpers import config, data, files, predict, train
+from helpers import classifier
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 INFERENCE_SIZE = 224
@@ -51,7 +51,7 @@ def write_result(result: dict, name: str, started: float) -> None:
     result["machine"]["load_average_1min_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     path = RESULTS_DIR / f"{name}.json"
-    saving.write_json(path, result)
+    files.write_json(path, result)
     print(f"Wrote {path} ({result['total_seconds']} s)")
 
 
@@ -66,7 +66,7 @@ def images_per_second(call, images_per_call: int, repeats: int) -> float:
 
 def bench_inference(files: list[str], quick: bool) -> dict:
     """Lite0 detector at 224 px: Keras `predict` against the Detector's compiled call, at batch 1 and 32."""
-    model = detector_model.build_classifier(INFERENCE_BACKBONE, INFERENCE_SIZE, weights=None)  # speed only
+    model = classifier.build_classifier(INFERENCE_BACKBONE, INFERENCE_SIZE, weights=None)  # speed only
     detector = predict.Detector(model, {"image_size": INFERENCE_SIZE, "threshold": 0.5, "backbone": INFERENCE_BACKBONE})
     batch = np.random.default_rng(config.SEED).uniform(0, 255, (32, INFERENCE_SIZE, INFERENCE_SIZE, 3))
     batch = batch.astype(np.float32)
@@ -91,7 +91,7 @@ def bench_stage1(root, profile: config.Profile) -> dict:
     train_frame = frame[frame["split"] == "train"].reset_index(drop=True)
     val_frame = frame[frame["split"] == "validation"].reset_index(drop=True)
     one_epoch = dataclasses.replace(profile, stage1_epochs=1)
-    model = detector_model.build_classifier(INFERENCE_BACKBONE, profile.image_size)
+    model = classifier.build_classifier(INFERENCE_BACKBONE, profile.image_size)
     result = {"profile": profile.name, "image_size": profile.image_size, "backbone": INFERENCE_BACKBONE,
               "train_images": len(train_frame), "validation_images": len(val_frame)}
     with tempfile.TemporaryDirectory() as scratch:

@@ -5,14 +5,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from helpers import config, data, saving, train
-from helpers import model as detector
+from helpers import cli, config, data, saving, train
+from helpers import classifier
 
 
 @pytest.fixture(scope="module")
 def lite0():
     """An untrained Lite0 detector at 64 px: enough to check structure, fast to build."""
-    return detector.build_classifier("efficientnet_lite0", image_size=64, weights=None)
+    return classifier.build_classifier("efficientnet_lite0", image_size=64, weights=None)
 
 
 def test_graph_is_flat_with_stable_names(lite0):
@@ -31,19 +31,19 @@ def test_input_is_raw_pixels_rescaled_once_inside_the_backbone(lite0):
 
 def test_augmentation_acts_only_in_training(lite0):
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
-    features = detector.feature_extractor(lite0)
+    features = classifier.feature_extractor(lite0)
     np.testing.assert_allclose(features(images, training=False), features(images, training=False))
     assert not np.allclose(features(images, training=True), features(images, training=False))
 
 
 def test_stage1_trains_only_the_head(lite0):
-    detector.freeze_backbone(lite0)
+    classifier.freeze_backbone(lite0)
     trainable = {layer.name for layer in lite0.layers if layer.trainable_weights}
     assert trainable == {"prediction"}
 
 
 def test_stage2_unfreezes_whole_blocks_and_keeps_batchnorm_frozen(lite0):
-    chosen = detector.unfreeze_top_blocks(lite0, 2)
+    chosen = classifier.unfreeze_top_blocks(lite0, 2)
     assert chosen == ["top", "block7a", "block6d"]
     trainable = [layer for layer in lite0.layers if layer.trainable_weights]
     prefixes = {layer.name.split("_")[0] for layer in trainable}
@@ -53,50 +53,50 @@ def test_stage2_unfreezes_whole_blocks_and_keeps_batchnorm_frozen(lite0):
     assert all(layer.trainable != isinstance(layer, keras.layers.BatchNormalization) for layer in block6d)
     assert not lite0.get_layer("block6c_project_conv").trainable
     with pytest.raises(ValueError, match="between 0 and 16"):
-        detector.unfreeze_top_blocks(lite0, 17)
-    detector.freeze_backbone(lite0)
+        classifier.unfreeze_top_blocks(lite0, 17)
+    classifier.freeze_backbone(lite0)
 
 
 def test_the_capstones_top_layers_cut_a_block_and_free_batchnorm(lite0):
-    chosen = detector.unfreeze_top_layers(lite0, 30)
+    chosen = classifier.unfreeze_top_layers(lite0, 30)
     assert len(chosen) == 30 and chosen[0] == "top_activation"
-    trainable = [layer for layer in detector.backbone_layers(lite0) if layer.trainable]
+    trainable = [layer for layer in classifier.backbone_layers(lite0) if layer.trainable]
     assert [layer.name for layer in trainable][::-1] == chosen
     assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
     assert lite0.get_layer("block6c_project_conv").trainable and not lite0.get_layer("block6c_expand_conv").trainable
     with pytest.raises(ValueError, match="n_layers must be between"):
-        detector.unfreeze_top_layers(lite0, 10_000)
-    detector.freeze_backbone(lite0)
+        classifier.unfreeze_top_layers(lite0, 10_000)
+    classifier.freeze_backbone(lite0)
 
 
 def test_pixel_scale_adds_the_capstones_rescaling_before_the_backbone():
-    model = detector.build_classifier("efficientnet_lite0", image_size=64, weights=None, pixel_scale=1 / 255)
+    model = classifier.build_classifier("efficientnet_lite0", image_size=64, weights=None, pixel_scale=1 / 255)
     names = [layer.name for layer in model.layers]
-    assert names.index(detector.INPUT_RESCALING_LAYER) == names.index("rescaling") - 1
-    assert model.get_layer(detector.INPUT_RESCALING_LAYER).scale == pytest.approx(1 / 255)
+    assert names.index(classifier.INPUT_RESCALING_LAYER) == names.index("rescaling") - 1
+    assert model.get_layer(classifier.INPUT_RESCALING_LAYER).scale == pytest.approx(1 / 255)
 
 
 def test_the_feature_cache_key_follows_the_backbones_weights_and_input_scaling():
-    first, again = (detector.build_classifier("efficientnet_lite0", 64) for _ in range(2))
-    fingerprint = train.extractor_fingerprint(detector.feature_extractor(first))
-    assert train.extractor_fingerprint(detector.feature_extractor(again)) == fingerprint
+    first, again = (classifier.build_classifier("efficientnet_lite0", 64) for _ in range(2))
+    fingerprint = train.extractor_fingerprint(classifier.feature_extractor(first))
+    assert train.extractor_fingerprint(classifier.feature_extractor(again)) == fingerprint
     again.get_layer("top_conv").kernel.assign(again.get_layer("top_conv").kernel * 1.01)
-    assert train.extractor_fingerprint(detector.feature_extractor(again)) != fingerprint
-    scaled = detector.build_classifier("efficientnet_lite0", 64, pixel_scale=1 / 255)
-    assert train.extractor_fingerprint(detector.feature_extractor(scaled)) != fingerprint
+    assert train.extractor_fingerprint(classifier.feature_extractor(again)) != fingerprint
+    scaled = classifier.build_classifier("efficientnet_lite0", 64, pixel_scale=1 / 255)
+    assert train.extractor_fingerprint(classifier.feature_extractor(scaled)) != fingerprint
 
 
 def test_fake_auc_matches_scikit_learn():
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 2, 200)
     p_fake = np.clip(labels * 0.3 + rng.uniform(0, 0.7, 200), 0, 1)
-    metric = detector.FakeAUC(num_thresholds=2000)
+    metric = classifier.FakeAUC(num_thresholds=2000)
     metric.update_state(labels, np.stack([1 - p_fake, p_fake], axis=1))
     assert float(metric.result()) == pytest.approx(roc_auc_score(labels, p_fake), abs=2e-3)
 
 
 def test_head_model_shares_the_detectors_weights(lite0):
-    head = detector.head_model(lite0)
+    head = classifier.head_model(lite0)
     assert head.get_layer("prediction") is lite0.get_layer("prediction")
 
 
@@ -110,7 +110,7 @@ def smoke_frames(dfdc):
 def test_stage1_with_feature_cache_learns_and_caches(smoke_frames, tmp_path, monkeypatch):
     monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
     profile = config.get_profile("smoke")
-    model = detector.build_classifier("efficientnet_lite0", profile.image_size)
+    model = classifier.build_classifier("efficientnet_lite0", profile.image_size)
     before = model.get_layer("prediction").get_weights()[0].copy()
     history = train.train_stage1(model, smoke_frames["train"], smoke_frames["validation"], profile,
                                  tmp_path / "run", verbose=0)
@@ -127,7 +127,7 @@ def _same_weights(first, second) -> bool:
 
 def test_timing_the_fast_path_leaves_the_model_as_it_was(smoke_frames):
     profile = config.get_profile("smoke")
-    model = detector.build_classifier("efficientnet_lite0", profile.image_size, weights=None)
+    model = classifier.build_classifier("efficientnet_lite0", profile.image_size, weights=None)
     before = [w.copy() for w in model.get_weights()]
     times = train.stage1_epoch_times(model, smoke_frames["train"], profile)
     assert (times["seconds"] > 0).all()
@@ -135,15 +135,15 @@ def test_timing_the_fast_path_leaves_the_model_as_it_was(smoke_frames):
 
 
 def test_the_heads_starting_weights_come_from_the_seed_alone():
-    first = detector.build_classifier("efficientnet_lite0", 64, weights=None).get_layer("prediction").get_weights()
+    first = classifier.build_classifier("efficientnet_lite0", 64, weights=None).get_layer("prediction").get_weights()
     np.random.rand(3), keras.random.uniform((3,))  # e.g. a notebook cell that used randomness
-    second = detector.build_classifier("efficientnet_lite0", 64, weights=None).get_layer("prediction").get_weights()
+    second = classifier.build_classifier("efficientnet_lite0", 64, weights=None).get_layer("prediction").get_weights()
     assert _same_weights(first, second)
 
 
 def test_a_stage_trains_the_same_model_whatever_ran_before_and_after_reloading(smoke_frames, tmp_path):
     profile = config.get_profile("smoke")
-    built = detector.build_classifier("efficientnet_lite0", profile.image_size, weights=None)
+    built = classifier.build_classifier("efficientnet_lite0", profile.image_size, weights=None)
     saving.save_model(built, tmp_path / "start", {"backbone": "efficientnet_lite0", "image_size": profile.image_size,
                                                  "class_names": list(data.CLASS_NAMES), "threshold": 0.5})
     reloaded, _ = saving.load_model(tmp_path / "start", verbose=False)
@@ -167,7 +167,7 @@ class _Interrupt(keras.callbacks.Callback):
 
 def test_interrupted_stage2_resumes_from_its_backup(smoke_frames, tmp_path, monkeypatch):
     profile = config.get_profile("smoke")
-    model = detector.build_classifier("efficientnet_lite0", profile.image_size, weights=None)
+    model = classifier.build_classifier("efficientnet_lite0", profile.image_size, weights=None)
     original = train._callbacks
     monkeypatch.setattr(train, "_callbacks", lambda *a, **k: (original(*a, **k)[0] + [_Interrupt()],
                                                                original(*a, **k)[1]))
@@ -214,7 +214,7 @@ def test_training_never_replaces_a_model_unasked_nor_half_way(trained_model_dir,
     before = _file_hashes(out)
     with pytest.raises(FolderExistsError, match="--overwrite"):
         train.train(dfdc, "smoke", out, backbone="efficientnet_lite0", verbose=0)
-    assert train._main(["--data", str(dfdc), "--profile", "smoke", "--out", str(out)]) == 1
+    assert cli.run_command("train", ["--data", str(dfdc), "--profile", "smoke", "--out", str(out)]) == 2
     assert "already holds a trained model" in capsys.readouterr().err
 
     def interrupted(*args, **kwargs):
@@ -238,8 +238,8 @@ def test_ctrl_c_in_the_command_line_says_what_was_kept(dfdc, tmp_path, monkeypat
 
     monkeypatch.setattr(train, "train_stage1", interrupted)
     out = tmp_path / "model"
-    assert train._main(["--data", str(dfdc), "--profile", "smoke", "--out", str(out),
-                        "--backbone", "efficientnet_lite0"]) == 130
+    assert cli.run_command("train", ["--data", str(dfdc), "--profile", "smoke", "--out", str(out),
+                                     "--backbone", "efficientnet_lite0"]) == 130
     message = capsys.readouterr().err
     assert "interrupted" in message and "resumes" in message and "Traceback" not in message
     assert not out.exists()

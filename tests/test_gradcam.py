@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from helpers import backbones, gradcam, images
-from helpers import model as detector
+from helpers import classifier
 
 SIZE = 96  # real Lite0 weights: small, but big enough for a 3 x 3 top activation
 
@@ -56,7 +56,7 @@ def nest(backbone: keras.Model, image_size: int) -> keras.Model:
 def lite0():
     """Our flat detector with real ImageNet Lite0 weights (its head is untrained)."""
     keras.utils.set_random_seed(0)
-    return detector.build_classifier("efficientnet_lite0", SIZE)
+    return classifier.build_classifier("efficientnet_lite0", SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,12 @@ def face(faces) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- real weights, flat and nested
+
+
+def test_the_private_keras_api_gradcam_walks_is_still_there(lite0):
+    operation, node_index, _ = lite0.outputs[0]._keras_history  # KerasTensor._keras_history
+    node = operation._inbound_nodes[node_index]  # Operation._inbound_nodes
+    assert node.input_tensors, f"Keras changed {gradcam.PRIVATE_KERAS_API}: gradcam._node_calling needs updating"
 
 
 def test_heatmaps_on_real_faces_are_in_range_and_not_constant(lite0, faces):
@@ -105,11 +111,11 @@ def test_nested_backbone_gives_the_same_map_as_the_flat_detector(lite0, face):
         if layer.weights:
             layer.set_weights(lite0.get_layer(layer.name).get_weights())
     nested = nest(backbone, SIZE)
-    nested.layers[-1].set_weights(lite0.get_layer(detector.OUTPUT_LAYER).get_weights())
+    nested.layers[-1].set_weights(lite0.get_layer(classifier.OUTPUT_LAYER).get_weights())
 
     with pytest.raises(ValueError):  # the trap: the outer model only knows the backbone as one layer
-        nested.get_layer(detector.LAST_CONV_LAYER)
-    assert gradcam.last_conv_layer_name(nested) == detector.LAST_CONV_LAYER
+        nested.get_layer(classifier.LAST_CONV_LAYER)
+    assert gradcam.last_conv_layer_name(nested) == classifier.LAST_CONV_LAYER
     flat_map = gradcam.gradcam(lite0, face)
     nested_map = gradcam.gradcam(nested, face)
     assert nested_map.shape == flat_map.shape == (1, SIZE, SIZE)
@@ -180,7 +186,7 @@ def test_a_fully_frozen_model_gives_the_same_map():
 
 
 def test_default_layer_is_the_last_conv_activation(lite0):
-    assert gradcam.last_conv_layer_name(lite0) == detector.LAST_CONV_LAYER
+    assert gradcam.last_conv_layer_name(lite0) == classifier.LAST_CONV_LAYER
     assert gradcam.last_conv_layer_name(tiny_model()) == "top_activation"
 
 

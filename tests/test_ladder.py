@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from helpers import config, ladder, metrics
-from helpers import model as detector
+from helpers import classifier
 
 SHARED_SETS = ("dfdc-faces", "ffhq-stylegan2")
 
@@ -35,9 +35,9 @@ def test_the_last_rung_is_the_profile_as_it_is():
 
 
 def test_the_capstones_thirty_layers_reach_into_three_blocks_of_lite0():
-    model = detector.build_classifier("efficientnet_lite0", image_size=64, weights=None)
+    model = classifier.build_classifier("efficientnet_lite0", image_size=64, weights=None)
     assert ladder.blocks_reached(model) == 3
-    assert detector.top_layers_cut(model, ladder.CAPSTONE_LAYERS)["blocks cut in half"] == ["block6c"]
+    assert classifier.top_layers_cut(model, ladder.CAPSTONE_LAYERS)["blocks cut in half"] == ["block6c"]
 
 
 def _fake_result(seed=0) -> dict:

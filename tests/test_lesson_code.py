@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from helpers import backbones, config, data, lessons, train
-from helpers import model as detector
+from helpers import classifier
 
 
 def lesson_code(notebook: str) -> list[str]:
@@ -39,7 +39,7 @@ def smoke_run(tmp_path, monkeypatch):
     frames = train.load_frames(None, profile, verbose=False)
     profile = train.fit_to_data(profile, frames)
     namespace = {"profile": profile, "frames": frames, "config": config, "backbones": backbones, "data": data,
-                 "train": train, "detector": detector, "lessons": lessons, "print": lambda *args, **kwargs: None,
+                 "train": train, "classifier": classifier, "lessons": lessons, "print": lambda *args, **kwargs: None,
                  "class_weights": data.class_weights(frames["train"]["label"])}
     return profile, frames, namespace
 
@@ -54,7 +54,7 @@ def test_lesson_03_builds_and_trains_what_the_helpers_do(smoke_run, tmp_path):
     cells = lesson_code("03_frozen_head_training.ipynb")
     run(cells[:3], namespace)
     shown = namespace["model"]
-    packaged = detector.build_classifier(namespace["backbone_name"], profile.image_size,
+    packaged = classifier.build_classifier(namespace["backbone_name"], profile.image_size,
                                          augmentations=profile.augmentations)
     assert [(layer.name, type(layer)) for layer in shown.layers] == [(layer.name, type(layer)) for layer in packaged.layers]
     for ours, theirs in zip(shown.layers, packaged.layers):
@@ -68,7 +68,7 @@ def test_lesson_03_builds_and_trains_what_the_helpers_do(smoke_run, tmp_path):
     run(cells[3:], namespace)
     train.train_stage1(packaged, frames["train"], frames["validation"], profile, tmp_path / "helper", verbose=0)
     assert same_weights(shown.get_weights(), packaged.get_weights())
-    assert not same_weights(shown.get_weights(), detector.build_classifier(
+    assert not same_weights(shown.get_weights(), classifier.build_classifier(
         namespace["backbone_name"], profile.image_size, augmentations=profile.augmentations).get_weights())
 
 
@@ -79,7 +79,7 @@ def test_lesson_04_fine_tunes_what_the_helpers_do(smoke_run, tmp_path):
     unfreeze, fine_tune = lesson_code("04_fine_tuning.ipynb")
     run([unfreeze], namespace)
     helper_model, _, _ = lessons.load_stage1(profile=profile)
-    assert namespace["blocks"] == detector.unfreeze_top_blocks(helper_model, profile.unfreeze_blocks)
+    assert namespace["blocks"] == classifier.unfreeze_top_blocks(helper_model, profile.unfreeze_blocks)
     assert [layer.trainable for layer in model.layers] == [layer.trainable for layer in helper_model.layers]
 
     run([fine_tune], namespace)

@@ -1,23 +1,38 @@
 """Paths, run profiles and seeds: the one place every lesson and helper reads its settings from.
 
-Nothing here imports TensorFlow, so reading the configuration is instant.
+It also names, once, the labels (CLASS_NAMES), the splits (SPLITS) and every environment variable
+the helpers read. Nothing here imports TensorFlow, so reading the configuration is instant.
 """
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
+
+from helpers.errors import BadArgumentError
 
 # Environment variables a learner (or CI) sets to steer the lessons.
 PROFILE_ENV = "DEEPFAKE_PROFILE"  # smoke | cpu | full
 DATA_ENV = "DEEPFAKE_DATA"  # the dataset root
 CROSS_DATA_ENV = "DEEPFAKE_CROSS_DATA"  # a second data root, for cross-dataset checks (lessons 05, 07)
 BACKBONE_ENV = "DEEPFAKE_BACKBONE"  # auto | efficientnet_b0 | efficientnet_lite0
+RUNTIME_ENV = "DEEPFAKE_RUNTIME"  # what runs the model in helpers.predict: auto | keras | litert
 HOME_ENV = "DEEPFAKE_HOME"  # the repository root, when the package is installed elsewhere
 STORAGE_ENV = "DEEPFAKE_STORAGE"  # where data/, figures/, models/ and .cache/ live (default: the repository)
+TF_LOGS_ENV = "DEEPFAKE_TF_LOGS"  # 1: show TensorFlow's start-up lines, which helpers.tensorflow_logs filters out
+MODEL_DIR_ENV = "DEEPFAKE_MODEL_DIR"  # the model folder the web app serves on a Space (default: model)
+MODEL_REPO_ENV = "DEEPFAKE_MODEL_REPO"  # or a Hugging Face model repo to download it from
+FLAG_DIR_ENV = "DEEPFAKE_FLAG_DIR"  # where the web app saves flagged uploads (default: data/flagged)
+# Environment variables of other tools that the helpers read or set.
+KAGGLE_ENV = ("KAGGLE_USERNAME", "KAGGLE_KEY")  # a Kaggle API token, for downloading the dataset
+KERAS_HOME_ENV = "KERAS_HOME"  # where Keras keeps downloaded weights (default: ~/.keras)
+TF_LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"  # TensorFlow's C++ log level: 0 all, 1 no INFO, 2 no WARNING, 3 no ERROR
+GRADIO_ANALYTICS_ENV = "GRADIO_ANALYTICS_ENABLED"  # helpers.web_app sets it to False: no telemetry
+HF_TELEMETRY_ENV = "HF_HUB_DISABLE_TELEMETRY"  # and this to 1, for huggingface_hub (a Space's model download)
+
+CLASS_NAMES = ("real", "fake")  # index = label: 0 = real, 1 = fake
+SPLITS = ("train", "validation", "test")
 
 SEED = 42
 MAX_NATIVE_SIZE = 384  # larger images are resized to the profile's size: the cost grows with the square
@@ -68,7 +83,7 @@ class Profile:
     native_size: bool  # use the data's own size instead, when every image has the same square size
     max_per_class: int | None  # per split and class; None means every image
     balance_classes: bool  # draw the same number of each class (else keep the data's own ratio)
-    batch_size: int
+    batch_size: int  # per device: training on several GPUs multiplies it (helpers.train.global_batch_size)
     stage1_epochs: int
     stage2_epochs: int
     unfreeze_blocks: int  # whole blocks unfrozen from the top in stage 2
@@ -77,6 +92,8 @@ class Profile:
     feature_cache: bool  # stage 1 trains the head on precomputed backbone features
     augmentations: tuple[str, ...]  # from the original recipe: flip, rotation, zoom (lesson 02)
     cache_images: bool  # keep decoded images in memory between epochs
+    mixed_precision: bool  # on a GPU, compute in float16 (Keras "mixed_float16"); float32 on a CPU
+    time_budget_s: float | None  # seconds from the start of `train`; it stops after the epoch that ends past them
     description: str
 
     def as_dict(self) -> dict:
@@ -88,18 +105,21 @@ PROFILES = {
         name="smoke", image_size=96, native_size=False, max_per_class=24, balance_classes=True, batch_size=16,
         stage1_epochs=1, stage2_epochs=1, unfreeze_blocks=1, stage1_lr=1e-3, stage2_lr=1e-4,
         feature_cache=True, cache_images=True, augmentations=("flip", "rotation", "zoom"),
+        mixed_precision=False, time_budget_s=None,
         description="CI: a balanced few dozen images per class and split at 96 px, one short epoch per stage.",
     ),
     "cpu": Profile(
         name="cpu", image_size=224, native_size=True, max_per_class=2000, balance_classes=False, batch_size=32,
         stage1_epochs=30, stage2_epochs=20, unfreeze_blocks=16, stage1_lr=3e-3, stage2_lr=1e-4,
         feature_cache=True, cache_images=True, augmentations=("flip",),
+        mixed_precision=False, time_budget_s=None,
         description="A laptop run: up to 2,000 images per class and split at their own size (else 224 px), minutes on a CPU.",
     ),
     "full": Profile(
         name="full", image_size=224, native_size=True, max_per_class=None, balance_classes=False, batch_size=64,
         stage1_epochs=8, stage2_epochs=20, unfreeze_blocks=6, stage1_lr=1e-3, stage2_lr=1e-4,
         feature_cache=False, cache_images=False, augmentations=("flip", "rotation", "zoom"),
+        mixed_precision=True, time_budget_s=None,
         description="The whole dataset on a GPU (Colab), with augmentation in both stages.",
     ),
 }
@@ -110,8 +130,8 @@ def get_profile(name: str | None = None) -> Profile:
     """The profile named, else the one in $DEEPFAKE_PROFILE, else the default (`cpu`)."""
     name = (name or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE).strip().lower()
     if name not in PROFILES:
-        raise ValueError(f"Unknown profile {name!r}: choose one of {', '.join(PROFILES)} "
-                         f"(set ${PROFILE_ENV} or pass profile=...).")
+        raise BadArgumentError(f"Unknown profile {name!r}: choose one of {', '.join(PROFILES)} "
+                               f"(set ${PROFILE_ENV} or pass profile=...).")
     return PROFILES[name]
 
 
@@ -133,11 +153,9 @@ def backbone_name(name: str | None = None) -> str:
 
 
 def set_seeds(seed: int = SEED) -> int:
-    """Seed Python, NumPy, Keras and TensorFlow in one call, so runs repeat."""
+    """Seed Python, NumPy, Keras and TensorFlow in one call (`keras.utils.set_random_seed` does all four)."""
     import keras  # imported here so that reading the configuration stays instant
 
-    random.seed(seed)
-    np.random.seed(seed)
     keras.utils.set_random_seed(seed)
     return seed
 

@@ -11,7 +11,7 @@ the outer model only knows a layer called `efficientnetb0`. Asking the backbone 
 its call inside the outer model, so a model built from it is "not connected" (Keras 2 said
 "graph disconnected"). The way out, used here: run the outer layers before the backbone, then the
 backbone's own graph returning both the activation and its output, then the outer layers after it.
-(`helpers.model.build_classifier` builds one flat graph, where none of this is needed.)
+(`helpers.classifier.build_classifier` builds one flat graph, where none of this is needed.)
 """
 from __future__ import annotations
 
@@ -142,6 +142,13 @@ def _conv_and_heads(model: keras.Model, conv_name: str, heads: list):
         conv, nested_outputs = inner(before(x, training=False))
         return conv, keras.tree.flatten(after(nested_outputs, training=False))
     return forward_nested
+
+
+# Private Keras API, on purpose: Keras has no public way to find the call of a nested model inside
+# another, or the input of a model's output layer. `_keras_history` and `_inbound_nodes` are how
+# Keras 3 itself walks a functional graph; tests/test_gradcam.py checks them first, by name, so that
+# a Keras release that renames them fails with that message rather than a puzzling error here.
+PRIVATE_KERAS_API = ("KerasTensor._keras_history", "Operation._inbound_nodes", "Node.input_tensors")
 
 
 def _node_calling(model: keras.Model, nested: keras.Model):

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import backbones, config, metrics, train
-from helpers import model as detector
+from helpers import classifier
 
 CAPSTONE_LAYERS = 30  # the original project unfroze "the top 30 layers"
 CAPSTONE_AUGMENTATIONS = ("flip", "rotation", "zoom")
@@ -72,15 +72,15 @@ def rungs(profile: config.Profile) -> list[Rung]:
 
 def blocks_reached(model, n_layers: int = CAPSTONE_LAYERS) -> int:
     """How many whole blocks the top `n_layers` layers reach into (the head convolution not counted)."""
-    return len([block for block in detector.top_layers_cut(model, n_layers)["blocks touched"] if block != "top"])
+    return len([block for block in classifier.top_layers_cut(model, n_layers)["blocks touched"] if block != "top"])
 
 
 def _unfreezer(rung: Rung, profile: config.Profile):
     if rung.unfreeze == "layers":
-        return lambda model: detector.unfreeze_top_layers(model, CAPSTONE_LAYERS)
+        return lambda model: classifier.unfreeze_top_layers(model, CAPSTONE_LAYERS)
     if rung.unfreeze == "cut blocks":
-        return lambda model: detector.unfreeze_top_blocks(model, blocks_reached(model))
-    return lambda model: detector.unfreeze_top_blocks(model, profile.unfreeze_blocks)
+        return lambda model: classifier.unfreeze_top_blocks(model, blocks_reached(model))
+    return lambda model: classifier.unfreeze_top_blocks(model, profile.unfreeze_blocks)
 
 
 def train_rung(rung: Rung, frames: dict, profile: config.Profile, backbone: str, out_dir: Path,
@@ -88,7 +88,7 @@ def train_rung(rung: Rung, frames: dict, profile: config.Profile, backbone: str,
     """Train one rung's model (both stages) into `out_dir`; returns it with its timing and what stage 2 unfroze."""
     recipe = dataclasses.replace(profile, augmentations=rung.augmentations, stage1_lr=rung.stage1_lr)
     config.set_seeds()
-    model = detector.build_classifier(backbone, recipe.image_size, augmentations=recipe.augmentations,
+    model = classifier.build_classifier(backbone, recipe.image_size, augmentations=recipe.augmentations,
                                       pixel_scale=rung.pixel_scale)
     started = time.perf_counter()
     stage1 = train.train_stage1(model, frames["train"], frames["validation"], recipe, out_dir, verbose=verbose)
@@ -102,7 +102,7 @@ def train_rung(rung: Rung, frames: dict, profile: config.Profile, backbone: str,
     return {"model": model, "seconds": {"stage1": round(stage1_seconds, 1), "total": round(seconds, 1)},
             "epochs": {"stage1": len(stage1), "stage2": len(stage2)},
             "unfrozen": unfrozen if rung.unfreeze != "layers" else f"{len(unfrozen)} layers: {unfrozen[-1]} ... {unfrozen[0]}",
-            "trainable_weights": detector.trainable_summary(model)["trainable"]}
+            "trainable_weights": classifier.trainable_summary(model)["trainable"]}
 
 
 def rung_metrics(labels, scores, threshold: float) -> dict:
@@ -128,8 +128,8 @@ def climb(root=None, profile: config.Profile | str | None = "cpu", out_dir=None,
         if rung.same_model_as is None:  # train it, and score validation and test once
             trained = train_rung(rung, frames, profile, backbone, out_dir / f"rung{rung.number}", verbose)
             model = trained.pop("model")
-            trained.update(val_scores=train.p_fake(model, frames["validation"], profile),
-                           test_scores=train.p_fake(model, frames["test"], profile))
+            trained.update(val_scores=train.score_frame(model, frames["validation"], profile),
+                           test_scores=train.score_frame(model, frames["test"], profile))
             models[rung.number] = trained
             print(f"rung {rung.number} ({rung.change}): trained in {trained['seconds']['total']:.0f} s")
         trained = models[rung.number if rung.same_model_as is None else rung.same_model_as]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import backbones, config, saving, train
-from helpers import model as detector_model
+from helpers import classifier
 from helpers.errors import MissingModelError
 from helpers.predict import Detector
 
@@ -49,7 +49,7 @@ def load_stage1(root=None, profile: config.Profile | str | None = None, verbose:
         frames = train.load_frames(root, profile, verbose=False)
         fitted = train.fit_to_data(profile, frames)
         name, _ = backbones.resolve_backbone(config.backbone_name())
-        model = detector_model.build_classifier(name, fitted.image_size, augmentations=fitted.augmentations)
+        model = classifier.build_classifier(name, fitted.image_size, augmentations=fitted.augmentations)
         history = train.train_stage1(model, frames["train"], frames["validation"], fitted, folder.parent,
                                      verbose=verbose)
         train.save_trained(model, name, fitted, frames, train.joined_history(history), folder)

@@ -14,14 +14,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from helpers import config, data
-from helpers import model as detector
+from helpers import classifier
 
 
 def features(model, frame: pd.DataFrame, image_size: int, batch_size: int, input_scale: float = 1.0) -> np.ndarray:
     """Pooled backbone features, with the input pixels multiplied by `input_scale` first."""
     dataset = data.make_dataset(frame, image_size, batch_size, cache=False)
     dataset = dataset.map(lambda images, labels: (images * input_scale, labels))
-    return detector.feature_extractor(model).predict(dataset, verbose=0)
+    return classifier.feature_extractor(model).predict(dataset, verbose=0)
 
 
 def feature_spread(features: np.ndarray) -> float:

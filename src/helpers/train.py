@@ -1,31 +1,40 @@
 """Two-stage transfer learning: train the head on a frozen backbone, then fine-tune the top blocks.
 
-    python -m helpers.train --data DATA_ROOT --profile cpu --out MODEL_DIR
+    deepfake-lessons train --data DATA_ROOT --profile cpu --out MODEL_DIR    (or python -m helpers.train ...)
 
 Stage 1 has a fast path: with the backbone frozen, its pooled features never change, so we compute
 them once (and keep them in .cache/features) and train the head on those vectors — seconds instead of
 minutes per epoch. What it gives up: augmentation during stage 1, because each image is seen through
 one fixed feature vector. Use it when stage 1 is just a warm-up for fine-tuning (the `smoke` and `cpu`
 profiles); the `full` profile on a GPU trains stage 1 on images, with augmentation.
+
+On a GPU the `full` profile computes in mixed precision (float16 on the tensor cores, weights and the
+output layer in float32). With several GPUs, `train` runs under `tf.distribute.MirroredStrategy`:
+one copy of the model per GPU, each global batch split between them, gradients averaged. A profile's
+`time_budget_s` ends the run cleanly after the epoch that crosses it, keeping the best epoch's weights.
+The model is saved in float32 all the same. A run that is cut off (a Colab disconnect, Ctrl-C)
+resumes from its last finished epoch when the same command runs again: a finished stage 1 is loaded
+back, an unfinished stage from its backup.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import hashlib
-import os
+import json
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 
-from helpers import backbones, config, data, metrics, saving
-from helpers import model as detector
-from helpers.errors import FolderExistsError
+from helpers import backbones, config, data, faces, files, metrics, saving
+from helpers import classifier
+from helpers.errors import BadArgumentError, FolderExistsError
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -43,14 +52,53 @@ class TrainResult:
 MODES = ("real+fake", "real+sbi", "real+fake+sbi")  # what the detector learns "fake" from (lesson 07)
 
 
+def distribution_strategy(device_type: str = "GPU"):
+    """MirroredStrategy over the visible devices of `device_type` when there are several, else the default.
+
+    Build, compile and train a model inside `strategy.scope()`. The learning rates stay as the profile
+    sets them whatever the number of devices, while the global batch grows with it (`global_batch_size`).
+    We do not scale them linearly: that rule (Goyal et al., 2017) was found for SGD with momentum and
+    needs a warm-up; Adam's step size hardly depends on the gradient's scale, and our rates are small on
+    purpose, to fine-tune pretrained weights without wrecking them. So two GPUs take steps of the same
+    size as one, half as many per epoch, each on a gradient averaged over twice the images.
+    """
+    import tensorflow as tf
+
+    devices = tf.config.list_logical_devices(device_type)
+    if len(devices) > 1:
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    return tf.distribute.get_strategy()
+
+
+def global_batch_size(profile: config.Profile) -> int:
+    """The images one training step sees: the profile's batch on each device of the current strategy."""
+    import tensorflow as tf
+
+    return profile.batch_size * tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def uses_mixed_precision(profile: config.Profile) -> bool:
+    """Whether `train` builds the model in mixed precision: the profile asks for it and a GPU is visible.
+
+    float16 runs on a GPU's tensor cores (a Colab T4's peak is 65 TFLOPS in float16, 8 in float32) and
+    halves the memory of activations; a CPU emulates it, slower than float32, so it stays off there.
+    """
+    import tensorflow as tf
+
+    return profile.mixed_precision and bool(tf.config.list_physical_devices("GPU"))
+
+
 def dataset(frame: pd.DataFrame, profile: config.Profile, shuffle: bool = False, cache: bool = False):
-    """The profile's tf.data pipeline for `frame`; synthetic rows (self-blended images) are made on the fly."""
+    """The profile's tf.data pipeline for `frame`; synthetic rows (self-blended images) are made on the fly.
+
+    Batches hold `global_batch_size(profile)` images: the profile's batch on one device, more on several.
+    """
     transform = None
     if "transform_seed" in frame and (frame["transform_seed"] >= 0).any():
         from helpers import sbi
 
         transform = sbi.pseudo_fake
-    return data.make_dataset(frame, profile.image_size, profile.batch_size, shuffle=shuffle, cache=cache,
+    return data.make_dataset(frame, profile.image_size, global_batch_size(profile), shuffle=shuffle, cache=cache,
                              transform=transform)
 
 
@@ -61,7 +109,7 @@ def with_mode(frames: dict[str, pd.DataFrame], mode: str, seed: int = config.SEE
     no real fake at all. real+fake+sbi: both kinds of fakes.
     """
     if mode not in MODES:
-        raise ValueError(f"Unknown training mode {mode!r}: choose one of {', '.join(MODES)}.")
+        raise BadArgumentError(f"Unknown training mode {mode!r}: choose one of {', '.join(MODES)}.")
     if mode == "real+fake":
         return frames
     from helpers import sbi
@@ -74,8 +122,11 @@ def with_mode(frames: dict[str, pd.DataFrame], mode: str, seed: int = config.SEE
     return result
 
 
-def p_fake(model, frame: pd.DataFrame, profile: config.Profile) -> np.ndarray:
-    """p(fake) for every image of `frame`, in order."""
+def score_frame(model, frame: pd.DataFrame, profile: config.Profile) -> np.ndarray:
+    """p(fake) for every image of `frame`, in order, through the training input pipeline (a Keras model).
+
+    `predict.Detector.p_fake` does the same for a saved model and images already in memory.
+    """
     return model.predict(dataset(frame, profile), verbose=0)[:, 1]
 
 
@@ -103,22 +154,34 @@ def _feature_cache_path(extractor, frame: pd.DataFrame, image_size: int) -> Path
 
 def extract_features(model, frame: pd.DataFrame, profile: config.Profile) -> np.ndarray:
     """Pooled backbone features of every image, computed once and cached on disk (.cache/features)."""
-    extractor = detector.feature_extractor(model)
+    extractor = classifier.feature_extractor(model)
     path = _feature_cache_path(extractor, frame, profile.image_size)
     if path.is_file():
         return np.load(path)
     features = extractor.predict(dataset(frame, profile), verbose=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # two processes may compute the same features
-    np.save(tmp, features)
-    tmp.replace(path)
+    files.write_atomically(path, lambda temporary: np.save(temporary, features))  # two processes may race here
     return features
 
 
-def _callbacks(out_dir: Path, stage: str, patience: int, resumable: bool):
-    """Best checkpoint on validation ROC-AUC, early stopping, a CSV log, and (optionally) resume."""
-    import keras
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training at the end of the first epoch that ends past `deadline` (a `time.monotonic()` value).
 
+    The epoch under way is finished, not cut off, so the checkpoint of the best epoch stays valid.
+    """
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline = deadline
+        self.stopped = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.monotonic() >= self.deadline:
+            self.model.stop_training = True
+            self.stopped = True
+
+
+def _callbacks(out_dir: Path, stage: str, patience: int, resumable: bool, deadline: float | None = None):
+    """Best checkpoint on validation ROC-AUC, early stopping, a CSV log, (optionally) resume and a time budget."""
     checkpoints = out_dir / CHECKPOINT_DIR
     checkpoints.mkdir(parents=True, exist_ok=True)
     best = checkpoints / f"{stage}_best.weights.h5"
@@ -130,14 +193,20 @@ def _callbacks(out_dir: Path, stage: str, patience: int, resumable: bool):
     ]
     if resumable:  # after an interruption, the next run of the same command resumes at the last epoch
         callbacks.append(keras.callbacks.BackupAndRestore(checkpoints / f"{stage}_backup"))
+    if deadline is not None:
+        callbacks.append(TimeBudget(deadline))
     return callbacks, best
 
 
-def stage_history(history, stage: str) -> pd.DataFrame:
-    """A stage's `fit` history as a frame: one row per epoch, with the stage name and epoch number."""
+def stage_history(history, stage: str, callbacks=()) -> pd.DataFrame:
+    """A stage's `fit` history as a frame: one row per epoch, with the stage name and epoch number.
+
+    `attrs["stopped_by_time_budget"]` says whether a TimeBudget among `callbacks` ended the stage.
+    """
     frame = pd.DataFrame(history.history)
     frame.insert(0, "stage", stage)
     frame.insert(1, "epoch", np.asarray(history.epoch) + 1)
+    frame.attrs["stopped_by_time_budget"] = any(isinstance(c, TimeBudget) and c.stopped for c in callbacks)
     return frame
 
 
@@ -156,52 +225,66 @@ def restart_randomness(model) -> None:
         state.assign([config.SEED + position, 0])
 
 
+def forget_resumed_epoch(model) -> None:
+    """Let the model's next `fit` start at epoch 1 again.
+
+    When Keras' BackupAndRestore resumes a fit it sets `model._initial_epoch` (Keras 3.15) and never
+    clears it, so the same model's next fit, e.g. stage 2 after a resumed stage 1, would start late
+    and skip that many epochs. A backup of the new fit, if any, sets it again.
+    """
+    model._initial_epoch = None
+
+
 def train_stage1(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.Profile, out_dir: Path,
-                 use_feature_cache: bool | None = None, verbose: int | str = "auto") -> pd.DataFrame:
+                 use_feature_cache: bool | None = None, verbose: int | str = "auto",
+                 deadline: float | None = None) -> pd.DataFrame:
     """Stage 1: backbone frozen, head trained at profile.stage1_lr. Returns the epoch history.
 
     Like stage 2 it starts from fresh random streams (`restart_randomness`), so a lesson and
-    `python -m helpers.train` train the same model.
+    `python -m helpers.train` train the same model. Past `deadline` (time.monotonic()), the stage
+    ends after its current epoch. Under a distribution strategy, call it inside its scope.
     """
     restart_randomness(model)
-    detector.freeze_backbone(model)
+    forget_resumed_epoch(model)
+    classifier.freeze_backbone(model)
     use_feature_cache = profile.feature_cache if use_feature_cache is None else use_feature_cache
     weights = data.class_weights(train["label"])
     callbacks, best = _callbacks(out_dir, "stage1", patience=8 if use_feature_cache else 3,
-                                 resumable=not use_feature_cache)
+                                 resumable=not use_feature_cache, deadline=deadline)
     if use_feature_cache:
-        head = detector.compile_model(detector.head_model(model), profile.stage1_lr)
+        head = classifier.compile_model(classifier.head_model(model), profile.stage1_lr)
         x_train = extract_features(model, train, profile)
         x_val = extract_features(model, val, profile)
         history = head.fit(x_train, train["label"].to_numpy(), validation_data=(x_val, val["label"].to_numpy()),
-                           epochs=profile.stage1_epochs, batch_size=profile.batch_size, class_weight=weights,
+                           epochs=profile.stage1_epochs, batch_size=global_batch_size(profile), class_weight=weights,
                            callbacks=callbacks, shuffle=True, verbose=verbose)
         head.load_weights(best)
     else:
-        detector.compile_model(model, profile.stage1_lr)
+        classifier.compile_model(model, profile.stage1_lr)
         history = model.fit(dataset(train, profile, shuffle=True, cache=profile.cache_images),
                             validation_data=dataset(val, profile, cache=profile.cache_images),
                             epochs=profile.stage1_epochs, class_weight=weights, callbacks=callbacks,
                             shuffle=False, verbose=verbose)  # the dataset shuffles itself
         model.load_weights(best)
-    return stage_history(history, "stage1")
+    return stage_history(history, "stage1", callbacks)
 
 
 def train_stage2(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.Profile, out_dir: Path,
                  n_blocks: int | None = None, epochs: int | None = None, unfreeze=None,
-                 verbose: int | str = "auto") -> pd.DataFrame:
+                 verbose: int | str = "auto", deadline: float | None = None) -> pd.DataFrame:
     """Stage 2: unfreeze the top whole blocks (BatchNorm frozen), recompile at profile.stage2_lr, fine-tune.
 
     `unfreeze(model) -> names` replaces the block rule (lesson 04's ladder passes the original
-    project's "top 30 layers").
+    project's "top 30 layers"). `deadline` works as in `train_stage1`.
     """
     restart_randomness(model)
     if unfreeze is None:
-        blocks = detector.unfreeze_top_blocks(model, profile.unfreeze_blocks if n_blocks is None else n_blocks)
+        blocks = classifier.unfreeze_top_blocks(model, profile.unfreeze_blocks if n_blocks is None else n_blocks)
     else:
         blocks = unfreeze(model)
-    detector.compile_model(model, profile.stage2_lr)
-    callbacks, best = _callbacks(out_dir, "stage2", patience=4, resumable=True)
+    classifier.compile_model(model, profile.stage2_lr)
+    forget_resumed_epoch(model)
+    callbacks, best = _callbacks(out_dir, "stage2", patience=4, resumable=True, deadline=deadline)
     history = model.fit(dataset(train, profile, shuffle=True, cache=profile.cache_images),
                         validation_data=dataset(val, profile, cache=profile.cache_images),
                         epochs=profile.stage2_epochs if epochs is None else epochs,
@@ -209,7 +292,7 @@ def train_stage2(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.
                         shuffle=False, verbose=verbose)  # the dataset shuffles itself
     if best.is_file():
         model.load_weights(best)
-    frame = stage_history(history, "stage2")
+    frame = stage_history(history, "stage2", callbacks)
     frame.attrs["unfrozen_blocks"] = blocks
     return frame
 
@@ -219,17 +302,17 @@ def stage1_epoch_times(model, train: pd.DataFrame, profile: config.Profile) -> p
 
     The model's weights are put back afterwards, so timing it does not change what stage 1 then learns.
     """
-    detector.freeze_backbone(model)
+    classifier.freeze_backbone(model)
     weights = model.get_weights()
     images = dataset(train, profile)
     started = time.perf_counter()
-    features = detector.feature_extractor(model).predict(images, verbose=0)
+    features = classifier.feature_extractor(model).predict(images, verbose=0)
     extract = time.perf_counter() - started
-    head = detector.compile_model(detector.head_model(model), profile.stage1_lr)
+    head = classifier.compile_model(classifier.head_model(model), profile.stage1_lr)
     started = time.perf_counter()
     head.fit(features, train["label"].to_numpy(), epochs=1, batch_size=profile.batch_size, verbose=0)
     head_epoch = time.perf_counter() - started
-    detector.compile_model(model, profile.stage1_lr)
+    classifier.compile_model(model, profile.stage1_lr)
     started = time.perf_counter()
     model.fit(images, epochs=1, shuffle=False, verbose=0)  # a timing run: the order does not matter
     image_epoch = time.perf_counter() - started
@@ -281,16 +364,33 @@ def fit_to_data(profile: config.Profile, frames: dict[str, pd.DataFrame]) -> con
     return dataclasses.replace(profile, image_size=int(width))
 
 
+def crop_style(train: pd.DataFrame) -> dict | None:
+    """How the training images frame their faces (helpers.faces), for cropping new photos the same way.
+
+    None, with a line saying why, when too few of them show a face the detector finds.
+    """
+    try:
+        return faces.crop_style_of(train["path"]).as_dict()
+    except faces.NoCropStyleError as err:
+        print(f"{err} Predictions on photos will score whole images.")
+        return None
+
+
 def save_trained(model, backbone: str, profile: config.Profile, frames: dict, history: pd.DataFrame,
                  out_dir: Path, extra: dict | None = None) -> dict:
-    """Choose the threshold on validation data, then save the model folder with its sidecar and history."""
+    """Choose the threshold on validation data, then save the model folder with its sidecar and history.
+
+    A mixed-precision model is saved as its float32 copy (`classifier.with_dtype_policy`).
+    """
+    if classifier.is_mixed_precision(model):
+        model = classifier.with_dtype_policy(model, "float32")
     val = frames["validation"]
-    val_scores = p_fake(model, val, profile)
+    val_scores = score_frame(model, val, profile)
     threshold = metrics.balanced_threshold(val["label"], val_scores)
     metadata = {
         "backbone": backbone,
         "image_size": profile.image_size,
-        "class_names": list(data.CLASS_NAMES),
+        "class_names": list(config.CLASS_NAMES),
         "threshold": threshold,
         "threshold_rule": "equal recall of real and fake on the validation split",
         "profile": profile.name,
@@ -300,11 +400,12 @@ def save_trained(model, backbone: str, profile: config.Profile, frames: dict, hi
                  "fingerprint": data.fingerprint(frames["train"]),
                  "counts": {split: data.counts(frame).loc[split].to_dict() for split, frame in frames.items()}},
         "validation": metrics.summary(val["label"], val_scores, threshold),
+        faces.STYLE_KEY: crop_style(frames["train"]),
         **(extra or {}),
     }
     saving.save_model(model, out_dir, metadata)
     history.to_csv(Path(out_dir) / "history.csv", index=False)
-    saving.write_json(Path(out_dir) / saving.TRAINING_FILES, {split: data.content_hashes(frames[split])
+    files.write_json(Path(out_dir) / saving.TRAINING_FILES, {split: data.content_hashes(frames[split])
                                                        for split in ("train", "validation")})
     return metadata
 
@@ -312,17 +413,62 @@ def save_trained(model, backbone: str, profile: config.Profile, frames: dict, hi
 PARTIAL_SUFFIX = ".partial"  # a run trains here, next to OUT, and becomes OUT only once it is complete
 
 
+def _stage1_settings(profile: config.Profile, backbone: str, mode: str, frames: dict, mixed: bool) -> dict:
+    """What stage 1's result depends on, as JSON keeps it: a finished stage 1 is reused only if all agree."""
+    settings = {key: value for key, value in profile.as_dict().items() if key not in ("time_budget_s", "description")}
+    settings.update(backbone=backbone, mode=mode, data=data.fingerprint(frames["train"]),
+                    dtype_policy=classifier.MIXED_PRECISION if mixed else "float32")
+    return json.loads(json.dumps(settings))
+
+
+def finished_stage1(folder: Path, settings: dict):
+    """The stage 1 an interrupted run with the same `settings` finished in `folder`: (model, history, seconds).
+
+    None when there is none, or when it was trained with other settings (then stage 1 trains again).
+    Under a distribution strategy, call it inside its scope, so the model is loaded onto every device.
+    """
+    if not ((folder / saving.SIDECAR_FILE).is_file() and (folder / "history.csv").is_file()):
+        return None
+    recorded = saving.read_metadata(folder).get("training", {})
+    if recorded.get("settings") != settings:
+        return None
+    model, _ = saving.load_model(folder, verbose=False)  # saved in float32
+    if settings["dtype_policy"] != "float32":
+        model = classifier.with_dtype_policy(model, settings["dtype_policy"])
+    history = pd.read_csv(folder / "history.csv").drop(columns="global_epoch")
+    history.attrs["stopped_by_time_budget"] = recorded["stopped_by_time_budget"]
+    return model, history, recorded["stage1_seconds"]
+
+
+def fit_verbosity() -> int:
+    """Keras fit's `verbose` for "auto": a progress bar (1) in a notebook or a terminal, else one line per epoch (2).
+
+    A log file would otherwise fill with the bar's carriage-return updates.
+    """
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    in_notebook = shell is not None and type(shell).__name__ != "TerminalInteractiveShell"  # Jupyter, Colab
+    return 1 if in_notebook or (sys.stdout is not None and sys.stdout.isatty()) else 2
+
+
 def train(root=None, profile: config.Profile | str | None = None, out_dir=None, backbone: str | None = None,
           n_blocks: int | None = None, mode: str = "real+fake", verbose: int | str = "auto",
-          overwrite: bool = False) -> TrainResult:
+          overwrite: bool = False, mixed_precision: bool | None = None, strategy=None) -> TrainResult:
     """Both stages on a data root; saves the stage-1 model in OUT/stage1 and the final model in OUT.
 
     The run trains in OUT.partial and only then takes OUT's place, so OUT always holds a whole model:
     an interrupted run leaves the old one as it was, and running the same command again resumes in
-    OUT.partial from its last finished epoch. A model already in OUT is refused (FolderExistsError)
-    unless `overwrite`; it is replaced only after the new one is complete.
+    OUT.partial: a finished stage 1 is loaded back, an unfinished stage continues after its last
+    finished epoch. A model already in OUT is refused (FolderExistsError) unless `overwrite`; it is
+    replaced only after the new one is complete.
+
+    `mixed_precision=None` follows the profile on a GPU (`uses_mixed_precision`); True or False forces
+    it. `strategy` defaults to `distribution_strategy()`: every GPU. The profile's `time_budget_s`
+    counts from this call: once spent, training stops after the epoch under way (stage 2 does not
+    start if stage 1 spent it), and the sidecar's `training.stopped_by_time_budget` names the stage.
     """
     profile = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+    verbose = fit_verbosity() if verbose == "auto" else verbose
+    deadline = None if profile.time_budget_s is None else time.monotonic() + profile.time_budget_s
     out_dir = Path(out_dir or model_dir(root, profile, mode))
     if (out_dir / saving.SIDECAR_FILE).is_file() and not overwrite:
         raise FolderExistsError(f"{out_dir} already holds a trained model: choose another --out, or pass "
@@ -334,23 +480,50 @@ def train(root=None, profile: config.Profile | str | None = None, out_dir=None, 
     profile = fit_to_data(profile, frames)
     name, reason = backbones.resolve_backbone(config.backbone_name(backbone))
     print(f"Backbone: {name} ({reason}).")
-    model = detector.build_classifier(name, profile.image_size, augmentations=profile.augmentations)
-
-    started = time.perf_counter()
-    stage1 = train_stage1(model, frames["train"], frames["validation"], profile, out_dir, verbose=verbose)
-    stage1_seconds = time.perf_counter() - started
-    save_trained(model, name, profile, frames, joined_history(stage1), out_dir / "stage1", extra={"mode": mode})
-    stage2 = train_stage2(model, frames["train"], frames["validation"], profile, out_dir, n_blocks=n_blocks,
-                          verbose=verbose)
-    seconds = time.perf_counter() - started
-    history = joined_history(stage1, stage2)
-    metadata = save_trained(model, name, profile, frames, history, out_dir, extra={
-        "mode": mode,
-        "training": {"stage1_seconds": round(stage1_seconds, 1), "total_seconds": round(seconds, 1),
-                     "stage1_feature_cache": profile.feature_cache,
-                     "unfrozen_blocks": stage2.attrs["unfrozen_blocks"],
-                     "epochs": {"stage1": len(stage1), "stage2": len(stage2)}},
-    })
+    mixed = uses_mixed_precision(profile) if mixed_precision is None else mixed_precision
+    settings = _stage1_settings(profile, name, mode, frames, mixed)
+    strategy = strategy or distribution_strategy()
+    with strategy.scope():  # every variable (model, optimizer, metrics) is made on every device
+        if mixed or strategy.num_replicas_in_sync > 1:
+            print(f"Training in {settings['dtype_policy']} on {strategy.num_replicas_in_sync} device(s), "
+                  f"{global_batch_size(profile)} images per step.")
+        started = time.perf_counter()
+        resumed = finished_stage1(out_dir / "stage1", settings)
+        if resumed:
+            model, stage1, stage1_seconds = resumed
+            print(f"Stage 1 was finished by an earlier run: loaded it from {out_dir / 'stage1'}.")
+        else:
+            model = classifier.build_classifier(name, profile.image_size, augmentations=profile.augmentations,
+                                              mixed_precision=mixed)
+            stage1 = train_stage1(model, frames["train"], frames["validation"], profile, out_dir, verbose=verbose,
+                                  deadline=deadline)
+            stage1_seconds = time.perf_counter() - started
+            save_trained(model, name, profile, frames, joined_history(stage1), out_dir / "stage1", extra={
+                "mode": mode, "training": {"stage1_seconds": round(stage1_seconds, 1), "settings": settings,
+                                           "stopped_by_time_budget": stage1.attrs["stopped_by_time_budget"]}})
+        stage2 = None  # not started when stage 1 spent the time budget
+        if deadline is None or time.monotonic() < deadline:
+            stage2 = train_stage2(model, frames["train"], frames["validation"], profile, out_dir, n_blocks=n_blocks,
+                                  verbose=verbose, deadline=deadline)
+        stages = [stage1] if stage2 is None else [stage1, stage2]
+        seconds = time.perf_counter() - started + (stage1_seconds if resumed else 0.0)  # with the earlier stage 1
+        stopped = next((frame["stage"].iloc[0] for frame in stages if frame.attrs["stopped_by_time_budget"]), None)
+        if stopped:
+            print(f"The time budget of {profile.time_budget_s:g} s ran out in {stopped}: training stopped after "
+                  f"that epoch{', before fine-tuning' if stage2 is None else ''}; the best epoch's weights are kept.")
+        history = joined_history(*stages)
+        if mixed:  # what `train` returns is the model it saves
+            model = classifier.with_dtype_policy(model, "float32")
+        metadata = save_trained(model, name, profile, frames, history, out_dir, extra={
+            "mode": mode,
+            "training": {"stage1_seconds": round(stage1_seconds, 1), "total_seconds": round(seconds, 1),
+                         "stage1_feature_cache": profile.feature_cache,
+                         "unfrozen_blocks": [] if stage2 is None else stage2.attrs["unfrozen_blocks"],
+                         "epochs": {"stage1": len(stage1), "stage2": 0 if stage2 is None else len(stage2)},
+                         "dtype_policy": settings["dtype_policy"], "replicas": strategy.num_replicas_in_sync,
+                         "global_batch_size": global_batch_size(profile), "time_budget_s": profile.time_budget_s,
+                         "stopped_by_time_budget": stopped, "stage1_loaded_from_an_earlier_run": bool(resumed)},
+        })
     replace_folder(out_dir, final_dir)
     print(f"Saved {final_dir}: validation ROC-AUC {metadata['validation']['roc_auc']:.3f}, "
           f"threshold {metadata['threshold']:.3f}, {seconds / 60:.1f} min.")
@@ -367,8 +540,8 @@ def replace_folder(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.train", description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments (helpers.cli runs it)."""
     parser.add_argument("--data", help=f"data root (default: ${config.DATA_ENV} or data/)")
     parser.add_argument("--profile", help=f"smoke, cpu or full (default: ${config.PROFILE_ENV} or cpu)")
     parser.add_argument("--out", help="model folder to write (default: models/<profile>-<data folder>)")
@@ -378,20 +551,19 @@ def _main(argv: list[str] | None = None) -> int:
                         help="what the model learns 'fake' from: real fakes, self-blended images, or both")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a model already in --out, once the new one is trained")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> None:
     try:
         train(args.data, args.profile, args.out, args.backbone, n_blocks=args.unfreeze_blocks, mode=args.mode,
               overwrite=args.overwrite)
-    except (ValueError, RuntimeError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # helpers.cli prints this message in its one line
         out = Path(args.out) if args.out else model_dir(args.data, config.get_profile(args.profile), args.mode)
-        print(f"\ninterrupted: {out} is as it was; {out.name}{PARTIAL_SUFFIX} keeps the epochs finished so far, "
-              "and the same command resumes from there.", file=sys.stderr)
-        return 130
-    return 0
+        raise KeyboardInterrupt(f"{out} is as it was; {out.name}{PARTIAL_SUFFIX} keeps the epochs finished so far, "
+                                "and the same command resumes from there.") from None
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    from helpers import cli
+
+    sys.exit(cli.run_command("train"))
