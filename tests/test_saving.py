@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import saving
+from helpers import files, saving
 
 
 @pytest.fixture
@@ -61,6 +61,6 @@ def test_no_file_matching_its_sha256_is_an_error_naming_both(model_copy):
                                            ("96", "image_size must be a positive")])
 def test_a_sidecar_image_size_that_does_not_fit_names_the_file_and_key(model_copy, size, message):
     metadata = saving.read_metadata(model_copy)
-    saving.write_json(model_copy / saving.SIDECAR_FILE, {**metadata, "image_size": size})
+    files.write_json(model_copy / saving.SIDECAR_FILE, {**metadata, "image_size": size})
     with pytest.raises(saving.ModelFileError, match=f"model.json: {message}"):
         saving.load_model(model_copy, verbose=False)

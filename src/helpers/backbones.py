@@ -14,7 +14,6 @@ Every backbone names its layers like ``keras.applications.EfficientNetB0``:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import re
@@ -26,6 +25,8 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from helpers import config, files
+from helpers.errors import BadArgumentError, UserError
 from helpers.torch_checkpoint import load_legacy_state_dict
 
 log = logging.getLogger(__name__)
@@ -70,13 +71,13 @@ DENSE_INITIALIZER = keras.initializers.VarianceScaling(1 / 3, "fan_out", "unifor
 _BLOCK_PREFIX = re.compile(r"^(block\d+[a-z])_")
 
 
-class BackboneUnavailable(RuntimeError):
+class BackboneUnavailable(UserError, RuntimeError):
     """A backbone cannot be built here, e.g. its weights cannot be downloaded."""
 
 
 def keras_models_dir() -> Path:
     """Keras' cache folder for model weights (``$KERAS_HOME/models``)."""
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+    return Path(os.environ.get(config.KERAS_HOME_ENV, Path.home() / ".keras")) / "models"
 
 
 # --------------------------------------------------------------------------
@@ -202,7 +203,7 @@ def _lite0_weights_file() -> Path:
     path = keras_models_dir() / LITE0_CACHE_NAME
     checksum = path.with_name(path.name + ".sha256")
     if path.exists():
-        if _recorded_sha256(checksum) == _sha256(path):
+        if _recorded_sha256(checksum) == files.sha256_of(path):
             return path
         warnings.warn(f"{path} does not match its checksum in {checksum.name}; "
                       "converting the EfficientNet-Lite0 weights again")
@@ -219,14 +220,8 @@ def _convert_lite0_weights(path: Path, checksum: Path):
     model = efficientnet_lite0(include_top=True, weights=None)
     _set_weights_by_name(model, _lite0_keras_weights(state))
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps .weights.h5
-    try:
-        model.save_weights(temporary)
-        _write_atomically(checksum, f"{_sha256(temporary)}  {path.name}\n")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    files.write_atomically(path, model.save_weights)
+    files.write_text(checksum, f"{files.sha256_of(path)}  {path.name}\n")  # a crash before this: converted again
 
 
 def _lite0_keras_weights(state):
@@ -290,16 +285,6 @@ def _recorded_sha256(checksum: Path):
     """The digest in a ``sha256sum``-style file, or None when there is none."""
     fields = checksum.read_text().split() if checksum.exists() else []
     return fields[0] if fields else None
-
-
-def _sha256(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _write_atomically(path: Path, text: str):
-    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 # --------------------------------------------------------------------------
@@ -389,7 +374,7 @@ def build_backbone(name, input_tensor, weights="imagenet"):
 
 def _check_name(name, choices):
     if name not in choices:
-        raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(choices)}")
+        raise BadArgumentError(f"unknown backbone {name!r}; choose one of: {', '.join(choices)}")
 
 
 def block_names(model) -> list[str]:

@@ -11,14 +11,13 @@ the sidecar's image_size against the model's input.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from helpers.errors import UserError
+from helpers.files import sha256_of, write_atomically, write_json
 
 MODEL_FILE = "model.keras"
 WEIGHTS_FILE = "model.weights.h5"
@@ -30,34 +29,6 @@ class ModelFileError(UserError, ValueError):
     """A saved model folder is missing a file, or holds one that is truncated or foreign."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _atomic(path: Path, write) -> None:
-    """Call write(temporary_path) and move the result onto `path` in one step."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix="".join(path.suffixes))
-    os.close(handle)
-    try:
-        write(temporary)
-        os.chmod(temporary, 0o644)  # mkstemp makes owner-only files; a model folder is meant to be shared
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-def write_json(path: str | os.PathLike, data: dict) -> None:
-    """Write JSON atomically (also used for metrics and benchmark results)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
-
-
 def save_model(model, directory: str | os.PathLike, metadata: dict) -> Path:
     """Save model.keras, model.weights.h5 and the model.json sidecar (metadata plus versions and checksums)."""
     import keras
@@ -65,14 +36,14 @@ def save_model(model, directory: str | os.PathLike, metadata: dict) -> Path:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic(directory / MODEL_FILE, model.save)
-    _atomic(directory / WEIGHTS_FILE, model.save_weights)
+    write_atomically(directory / MODEL_FILE, model.save)
+    write_atomically(directory / WEIGHTS_FILE, model.save_weights)
     sidecar = {
         **metadata,
         "keras_version": keras.__version__,
         "tensorflow_version": tf.__version__,
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "files": {name: _sha256(directory / name) for name in (MODEL_FILE, WEIGHTS_FILE)},
+        "files": {name: sha256_of(directory / name) for name in (MODEL_FILE, WEIGHTS_FILE)},
     }
     write_json(directory / SIDECAR_FILE, sidecar)
     return directory
@@ -101,7 +72,7 @@ def _mismatch(directory: Path, metadata: dict, name: str) -> str | None:
     """Why `name` is not the file the sidecar recorded, or None (it matches, is absent, or no sum was recorded)."""
     path = directory / name
     expected = metadata.get("files", {}).get(name)
-    if expected is None or not path.is_file() or _sha256(path) == expected:
+    if expected is None or not path.is_file() or sha256_of(path) == expected:
         return None
     return f"{path} does not match its sha256 in {SIDECAR_FILE} (it was changed, swapped or cut short)"
 
@@ -116,7 +87,7 @@ def _check_input_size(model, metadata: dict, directory: Path) -> None:
 
 
 def _rebuild(directory: Path, metadata: dict):
-    from helpers.model import build_classifier
+    from helpers.classifier import build_classifier
 
     path = directory / WEIGHTS_FILE
     if not path.is_file():
@@ -146,7 +117,7 @@ def load_model(directory: str | os.PathLike, verbose: bool = True):
     import keras
 
     import helpers.augment  # noqa: F401  registers the custom augmentation layers for loading
-    import helpers.model  # noqa: F401  registers FakeAUC
+    import helpers.classifier  # noqa: F401  registers FakeAUC
 
     directory = Path(directory)
     metadata = read_metadata(directory)
