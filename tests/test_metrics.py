@@ -118,3 +118,10 @@ def test_a_paired_difference_reads_each_model_at_its_own_threshold():
     low, high = metrics.paired_difference_interval(labels, scores, scores, at(0.35)["balanced_accuracy"],
                                                    at(0.5)["balanced_accuracy"])
     assert (low, high) == (0.5, 0.5)  # 1.0 at its own threshold against 0.5 at argmax, on every resample
+
+
+@pytest.mark.parametrize("auc, low, high, words", [
+    (0.40, 0.31, 0.49, "below chance"), (0.58, 0.49, 0.66, "indistinguishable from chance"),
+    (0.58, 0.52, 0.64, "better than chance but weak"), (0.80, 0.75, 0.85, "useful"), (0.90, 0.86, 0.94, "strong")])
+def test_one_reading_of_a_roc_auc_for_every_lesson(auc, low, high, words):
+    assert metrics.read_roc_auc(auc, low, high).startswith(words)

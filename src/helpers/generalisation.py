@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import config
+from helpers import config, metrics
 from helpers.evaluate import OverlapWarning, evaluate
 
 
@@ -78,12 +78,11 @@ def verdict(row: dict, own: dict, own_set: str = "its own test set") -> str:
     one that holds 0.5 cannot be told from chance; two intervals that do not overlap differ clearly.
     """
     low, high = row["ROC-AUC low"], row["ROC-AUC high"]
-    if high < 0.5:
-        return "below chance, even at the top of its interval: it ranks these fakes as more real than the real faces"
-    if low <= 0.5:
-        return "indistinguishable from chance: its interval holds 0.5"
+    if low <= 0.5:  # below chance, or indistinguishable from it
+        return metrics.read_roc_auc(row["ROC-AUC"], low, high)
     if high < own["ROC-AUC low"]:
-        return f"better than chance, but clearly below {own_set} (the intervals do not overlap)"
+        return (f"{metrics.read_roc_auc(row['ROC-AUC'], low, high)}, and clearly below {own_set} "
+                "(the intervals do not overlap)")
     if low > own["ROC-AUC high"]:
         return f"clearly better than on {own_set} (the intervals do not overlap)"
     return f"not clearly different from {own_set} (the intervals overlap)"

@@ -6,12 +6,14 @@ request, because a few hundred test images leave a lot of room for chance.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
 
 from helpers import config
-from helpers.data import CLASS_NAMES
+from helpers.config import CLASS_NAMES
 
 
 def _check(labels, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -46,12 +48,12 @@ def at_threshold(labels, scores, threshold: float) -> dict:
     """Threshold-dependent metrics: accuracy, balanced accuracy, per-class precision/recall, confusion."""
     labels, scores = _check(labels, scores)
     predicted = (scores >= threshold).astype(int)
-    precision, recall, _, support = skm.precision_recall_fscore_support(
+    precision, recall, _, _ = skm.precision_recall_fscore_support(
         labels, predicted, labels=[0, 1], zero_division=0)
     return {
         "threshold": float(threshold),
         "accuracy": float(skm.accuracy_score(labels, predicted)),
-        "balanced_accuracy": float(np.mean(recall[support > 0])) if (support > 0).any() else 0.0,
+        "balanced_accuracy": _balanced_accuracy(labels, predicted),
         "precision": {name: float(p) for name, p in zip(CLASS_NAMES, precision)},
         "recall": {name: float(r) for name, r in zip(CLASS_NAMES, recall)},
         "confusion_matrix": skm.confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
@@ -95,6 +97,30 @@ def roc_auc(labels, scores) -> float:
     below = np.searchsorted(real, fake, side="left")  # real scores under each fake's
     not_above = np.searchsorted(real, fake, side="right")  # ... plus the ties
     return float((below.sum() + not_above.sum()) / (2 * real.size * fake.size))
+
+
+def _balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """The mean recall of the classes present; one class alone is the evaluator's warning to give, not sklearn's."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return float(skm.balanced_accuracy_score(labels, predicted))
+
+
+def read_roc_auc(auc: float, low: float, high: float) -> str:
+    """A ROC-AUC and its 95% interval in the words every lesson uses: the interval decides about chance.
+
+    Wholly below 0.5: below chance (the model ranks fakes as more real); holding 0.5: indistinguishable
+    from chance, whatever the point says; otherwise weak (under 0.7), useful (under 0.85) or strong.
+    """
+    if high < 0.5:
+        return "below chance, even at the top of its interval: it ranks these fakes as more real than the real faces"
+    if low <= 0.5:
+        return "indistinguishable from chance: its interval holds 0.5"
+    if auc < 0.7:
+        return "better than chance but weak"
+    if auc < 0.85:
+        return "useful but far from reliable"
+    return "strong"
 
 
 def _recall(label: int, threshold: float):
