@@ -69,3 +69,13 @@ def trained_model_dir(dfdc, tmp_path_factory) -> Path:
     out_dir = tmp_path_factory.mktemp("trained") / "smoke-dfdc"
     train.train(dfdc, "smoke", out_dir, backbone="efficientnet_lite0", verbose=0)
     return out_dir
+
+
+@pytest.fixture(scope="session")
+def trained_ffhq_model_dir(ffhq, tmp_path_factory) -> Path:
+    """The same on ffhq-stylegan2, whose faces are cropped loosely and aligned (about 20 s)."""
+    from helpers import train
+
+    out_dir = tmp_path_factory.mktemp("trained") / "smoke-ffhq"
+    train.train(ffhq, "smoke", out_dir, backbone="efficientnet_lite0", verbose=0)
+    return out_dir

@@ -185,15 +185,15 @@ def _card(app, name: str):
 
 
 def _check_scored(card) -> None:
-    """The card holds the picture and its overlay (both decoded), p(fake) in [0, 1], the label, and a
-    p(fake) bar coloured by the label."""
+    """The card holds the upload, the face's crop and its overlay (all decoded), p(fake) in [0, 1], the
+    label, and a p(fake) bar coloured by the label."""
     # The card's widgets render one by one: expect() retries until each part is there.
     expect(card).to_contain_text(re.compile(r"p\(fake\) = [01]\.\d{3}.*label: (real|fake)", re.S), timeout=RENDER_MS)
     text = card.inner_text()
     p_fake, label = float(re.search(r"p\(fake\) = (\S+)", text)[1]), re.search(r"label: (\w+)", text)[1]
     assert 0.0 <= p_fake <= 1.0
     pictures = card.locator("img")
-    expect(pictures).to_have_count(2, timeout=RENDER_MS)
+    expect(pictures).to_have_count(3, timeout=RENDER_MS)
     for picture in pictures.all():
         assert picture.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
     colour = "danger" if label == "fake" else "success"

@@ -1,10 +1,11 @@
-"""The upload demo: real face bytes, bad bytes, and the app's callback on a simulated FileUpload value."""
+"""The upload demo: real face bytes, whole photos, bad bytes, and the app's callback on a simulated FileUpload value."""
 import io
 from datetime import datetime, timezone
 
 import ipywidgets as widgets
 import numpy as np
 import pytest
+import skimage.data
 from PIL import Image
 
 from helpers import demo, predict
@@ -18,7 +19,7 @@ def detector(trained_model_dir):
 
 @pytest.fixture(scope="module")
 def face(dfdc) -> bytes:
-    return sorted((dfdc / "Test" / "Fake").iterdir())[0].read_bytes()
+    return sorted((dfdc / "Test" / "Real").iterdir())[0].read_bytes()  # one in which MTCNN finds the face
 
 
 def as_upload(name: str, content: bytes) -> dict:
@@ -27,28 +28,58 @@ def as_upload(name: str, content: bytes) -> dict:
             "last_modified": datetime(2024, 5, 1, tzinfo=timezone.utc), "content": memoryview(content)}
 
 
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def test_a_real_face_is_scored_and_explained(detector, face):
     result = demo.analyse_upload(detector, "face.jpg", memoryview(face))
-    assert result.ok and 0.0 <= result.p_fake <= 1.0
-    assert result.label == detector.label(result.p_fake) and result.threshold == detector.threshold
+    assert result.ok and result.threshold == detector.threshold and len(result.faces) == 1
+    (found,) = result.faces
+    assert found.number == 1 and found.box is not None
+    assert 0.0 <= found.p_fake <= 1.0 and found.label == detector.label(found.p_fake)
     assert result.image.dtype == np.uint8 and result.image.shape == (224, 224, 3)
-    assert result.overlay.shape == result.image.shape and not np.array_equal(result.overlay, result.image)
-    expected = detector.predict_image(face).p_fake  # the same decoding and resizing as everywhere else
-    assert result.p_fake == pytest.approx(expected, abs=1e-6)
+    assert found.crop.dtype == np.uint8 and found.overlay.shape == found.crop.shape
+    assert not np.array_equal(found.overlay, found.crop)
+    expected = detector.predict_photo(face)  # the same decoding, face finding and cropping as everywhere else
+    assert found.p_fake == pytest.approx(expected[0].p_fake, abs=1e-6) and found.box == expected[0].box
+
+
+def test_a_whole_photo_gets_its_face_boxed_and_cropped(detector):
+    photo = skimage.data.astronaut()
+    result = demo.analyse_upload(detector, "astronaut.png", png_bytes(photo))
+    assert result.ok and result.note is None and len(result.faces) == 1
+    (found,) = result.faces
+    assert found.number == 1 and found.box == detector.predict_photo(photo)[0].box
+    assert found.crop.shape[0] == found.crop.shape[1]  # a square face crop, not the photo
+    plain = demo.analyse_upload(detector, "astronaut.png", png_bytes(photo), faces="off")
+    assert plain.faces[0].box is None and not np.array_equal(plain.image, result.image)  # the box is drawn
+
+
+def test_no_face_scores_the_whole_image_or_says_so(detector):
+    scene = png_bytes(skimage.data.coffee())
+    result = demo.analyse_upload(detector, "coffee.png", scene)
+    assert result.ok and result.note == demo.NO_FACE_NOTE and len(result.faces) == 1
+    assert result.faces[0].box is None and result.faces[0].crop.shape == result.image.shape
+    refused = demo.analyse_upload(detector, "coffee.png", scene, faces="on")
+    assert not refused.ok and refused.error == demo.NO_FACE_ERROR and refused.faces == []
 
 
 def test_a_large_photo_is_shown_small(detector, face):
     big = io.BytesIO()
     Image.open(io.BytesIO(face)).resize((900, 600)).save(big, format="PNG")
     result = demo.analyse_upload(detector, "wide.png", big.getvalue())
-    assert result.image.shape == (149, 224, 3) and result.overlay.shape == result.image.shape
+    assert result.image.shape == (149, 224, 3)
+    assert all(found.overlay.shape == found.crop.shape for found in result.faces)
 
 
 def test_bad_files_give_plain_messages(detector, face, tmp_path):
     expected = write_bad_files(tmp_path, face)
     for name, words in expected.items():
         result = demo.analyse_upload(detector, name, (tmp_path / name).read_bytes())
-        assert not result.ok and words in result.error and result.p_fake is None and result.image is None
+        assert not result.ok and words in result.error and result.faces == [] and result.image is None
         assert not result.error.startswith(name)  # the card shows the name once, in bold
 
 
@@ -58,16 +89,19 @@ def test_oversized_uploads_are_refused(detector, face):
     result = demo.analyse_upload(detector, "huge.png", huge.getvalue())
     assert "7000x7000 pixels is more than" in result.error
     result = demo.analyse_upload(detector, "face.jpg", face, max_bytes=1000)
-    assert "larger than" in result.error and result.p_fake is None
+    assert "larger than" in result.error and result.faces == []
 
 
 def test_render_result_cards(detector, face):
     card = demo.render_result(demo.analyse_upload(detector, "<b>face</b>.jpg", face))
-    bar = next(child for child in card.children[2].children if isinstance(child, widgets.FloatProgress))
-    assert isinstance(card, widgets.HBox) and 0.0 <= bar.value <= 1.0
-    pictures = card.children[:2]
-    assert all(isinstance(child, widgets.Image) and bytes(child.value).startswith(b"\x89PNG") for child in pictures)
-    assert "&lt;b&gt;face&lt;/b&gt;.jpg" in card.children[2].children[0].value  # names are escaped
+    title, (photo, rows) = card.children[0], card.children[1].children
+    assert isinstance(card, widgets.VBox) and "&lt;b&gt;face&lt;/b&gt;.jpg" in title.value  # names are escaped
+    (row,) = rows.children
+    crop, overlay, verdict = row.children
+    bar = next(child for child in verdict.children if isinstance(child, widgets.FloatProgress))
+    assert 0.0 <= bar.value <= 1.0 and "face 1" in verdict.children[0].value
+    assert all(isinstance(child, widgets.Image) and bytes(child.value).startswith(b"\x89PNG")
+               for child in (photo, crop, overlay))
     error = demo.render_result(demo.analyse_upload(detector, "notes.txt", b"not an image"))
     assert isinstance(error, widgets.HTML) and "not an image file" in error.value
 
@@ -78,7 +112,7 @@ def test_upload_callback_adds_cards_and_clear_empties_them(detector, face):
     app.upload.value = (as_upload("face.jpg", face), as_upload("empty.jpg", b""))
     assert len(app.cards.children) == 2 and app.upload.value == ()
     newest, oldest = app.cards.children
-    assert isinstance(oldest, widgets.HBox) and "empty" in newest.value  # newest first
+    assert isinstance(oldest, widgets.VBox) and "empty" in newest.value  # newest first
     app.upload.value = (as_upload("again.jpg", face[: len(face) // 2]),)  # the app still works after an error
     assert len(app.cards.children) == 3 and "truncated" in app.cards.children[0].value
     app.clear_button.click()
@@ -105,7 +139,7 @@ def test_an_unexpected_failure_stays_on_its_card(detector, face, monkeypatch):
     assert "unexpected RuntimeError: the model fell over" in app.cards.children[0].value
     monkeypatch.undo()
     app.upload.value = (as_upload("face.jpg", face),)
-    assert len(app.cards.children) == 2 and isinstance(app.cards.children[0], widgets.HBox)
+    assert len(app.cards.children) == 2 and isinstance(app.cards.children[0], widgets.VBox)
 
 
 def test_upload_value_with_bytes(detector, face):

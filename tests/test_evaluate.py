@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from helpers import data, evaluate, metrics, predict, saving
+from helpers import cli, data, evaluate, metrics, predict, saving
 from tests.test_predict import write_bad_files
 
 SUMMARY_KEYS = {"n", "counts", "roc_auc", "average_precision", "eer", "at_threshold", "at_0.5", "ci95"}
@@ -112,7 +112,7 @@ def test_a_damaged_training_files_json_names_the_file(tmp_path, content, message
 
 def test_command_line_writes_json(trained_model_dir, small_root, tmp_path, capsys):
     out = tmp_path / "reports" / "metrics.json"
-    assert evaluate._main([str(trained_model_dir), str(small_root), "--json", str(out)]) == 0
+    assert cli.run_command("evaluate", [str(trained_model_dir), str(small_root), "--json", str(out)]) == 0
     written = json.loads(out.read_text())
     assert SUMMARY_KEYS <= set(written) and written["data"]["split"] == "test" and len(written["skipped"]) == 3
     per_image = written["per_image"]  # enough to recompute every number, intervals included
@@ -125,7 +125,7 @@ def test_command_line_writes_json(trained_model_dir, small_root, tmp_path, capsy
 
 
 def test_command_line_fails_plainly_on_a_bad_root(trained_model_dir, tmp_path, capsys):
-    assert evaluate._main([str(trained_model_dir), str(tmp_path / "nowhere")]) == 1
+    assert cli.run_command("evaluate", [str(trained_model_dir), str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 

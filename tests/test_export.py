@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from helpers import export, images, predict, saving
+from helpers import cli, config, export, files, images, predict, saving
 
 
 def copy_model(source, destination):
@@ -36,7 +36,7 @@ def faces(dfdc) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def keras_scores(exported_dir, faces) -> np.ndarray:
-    return predict.Detector.load(exported_dir, verbose=False, backend="keras").p_fake(faces)
+    return predict.Detector.load(exported_dir, verbose=False, runtime="keras").p_fake(faces)
 
 
 def sidecar(directory) -> dict:
@@ -48,8 +48,8 @@ def test_export_writes_the_file_and_records_it(exported_dir):
     path = exported_dir / export.EXPORT_FILE
     entry = sidecar(exported_dir)["export"]
     assert path.is_file() and entry["file"] == export.EXPORT_FILE
-    assert entry["sha256"] == saving._sha256(path)
-    assert entry["source_sha256"][saving.WEIGHTS_FILE] == saving._sha256(exported_dir / saving.WEIGHTS_FILE)
+    assert entry["sha256"] == files.sha256_of(path)
+    assert entry["source_sha256"][saving.WEIGHTS_FILE] == files.sha256_of(exported_dir / saving.WEIGHTS_FILE)
     assert entry["runtime"] == export.runtime_name()  # ai-edge-litert where installed, else tf.lite
     assert entry["quantization"] is None and entry["verified_on"]["images"] == 2 * export.VERIFY_PER_CLASS
     assert entry["verified_on"]["split"] == "test"
@@ -70,7 +70,7 @@ def test_the_exported_graph_has_no_augmentation(exported_dir):
 
 def test_litert_agrees_with_keras_on_real_images(exported_dir, faces, keras_scores):
     detector = predict.Detector.load(exported_dir, verbose=False)
-    assert detector.backend == "litert"
+    assert detector.runtime == "litert"
     np.testing.assert_allclose(detector.p_fake(faces), keras_scores, atol=export.TOLERANCE)
     assert len({round(score, 4) for score in keras_scores}) > 1  # not a constant answer
 
@@ -112,7 +112,7 @@ def test_quantized_export_is_judged_by_validation_auc_and_never_picked_by_itself
     assert entry["verified_on"]["split"] == "validation" and set(entry["validation_roc_auc"]) == {"keras", "exported"}
     assert export.stale_reason(model_copy, "int8") is None and export.stale_reason(model_copy) is None
     assert path.stat().st_size < (model_copy / export.EXPORT_FILE).stat().st_size / 2
-    assert predict.Detector.load(model_copy, verbose=False).backend_reason.endswith(export.EXPORT_FILE)
+    assert predict.Detector.load(model_copy, verbose=False).runtime_reason.endswith(export.EXPORT_FILE)
     monkeypatch.setattr(export, "MAX_AUC_DROP", -1.0)  # refused the way a float32 export is (tested above)
     model, metadata = saving.load_model(model_copy, verbose=False)
     with pytest.raises(export.ExportError, match="Quantization costs too much"):
@@ -126,43 +126,43 @@ def test_no_data_to_verify_on_is_a_plain_error(model_copy, tmp_path):
 
 def test_command_line_prints_file_runtime_and_agreement(model_copy, capsys):
     (model_copy / export.EXPORT_FILE).unlink()
-    assert export._main([str(model_copy)]) == 0
+    assert cli.run_command("export", [str(model_copy)]) == 0
     printed = capsys.readouterr().out
     assert str(model_copy / export.EXPORT_FILE) in printed
     assert export.runtime_name() in printed and "max |Δp(fake)|" in printed and "allowed 1e-04" in printed
     assert export.stale_reason(model_copy) is None
 
 
-# ----------------------------------------------------------------------------- choosing the backend
+# ----------------------------------------------------------------------------- choosing the runtime
 def test_detector_uses_litert_when_fresh_and_keras_when_asked(exported_dir, faces, keras_scores, capsys,
                                                                monkeypatch):
     detector = predict.Detector.load(exported_dir)
     runtime = export.runtime_name().split()[0]
-    assert detector.backend == "litert" and f"using LiteRT ({runtime}) model.tflite" in capsys.readouterr().out
+    assert detector.runtime == "litert" and f"using LiteRT ({runtime}) model.tflite" in capsys.readouterr().out
     assert "litert" in repr(detector)
-    forced = predict.Detector.load(exported_dir, backend="keras")
-    assert forced.backend == "keras" and "using Keras: asked for" in capsys.readouterr().out
-    monkeypatch.setenv(predict.BACKEND_ENV, "keras")
-    assert predict.Detector.load(exported_dir, verbose=False).backend == "keras"
-    assert predict.as_detector(exported_dir).backend == "keras"
-    assert predict.as_detector(exported_dir, backend="litert").backend == "litert"
+    forced = predict.Detector.load(exported_dir, runtime="keras")
+    assert forced.runtime == "keras" and "using Keras: asked for" in capsys.readouterr().out
+    monkeypatch.setenv(config.RUNTIME_ENV, "keras")
+    assert predict.Detector.load(exported_dir, verbose=False).runtime == "keras"
+    assert predict.as_detector(exported_dir).runtime == "keras"
+    assert predict.as_detector(exported_dir, runtime="litert").runtime == "litert"
     assert type(detector.model).__name__ == "Functional"  # Grad-CAM still gets the Keras model
 
 
 def test_unexported_folder_uses_keras_quietly_and_refuses_forced_litert(trained_model_dir, recwarn, capsys):
     detector = predict.Detector.load(trained_model_dir)
-    assert detector.backend == "keras" and "using Keras: no model.tflite" in capsys.readouterr().out
+    assert detector.runtime == "keras" and "using Keras: no model.tflite" in capsys.readouterr().out
     assert not [w for w in recwarn if "model.tflite" in str(w.message)]
     with pytest.raises(export.ExportError, match="LiteRT was asked for"):
-        predict.Detector.load(trained_model_dir, verbose=False, backend="litert")
-    with pytest.raises(ValueError, match="Unknown backend"):
-        predict.Detector.load(trained_model_dir, verbose=False, backend="tpu")
+        predict.Detector.load(trained_model_dir, verbose=False, runtime="litert")
+    with pytest.raises(ValueError, match="Unknown runtime"):
+        predict.Detector.load(trained_model_dir, verbose=False, runtime="tpu")
 
 
 def _assert_keras_fallback(directory, faces, expected, reason):
     with pytest.warns(UserWarning, match=reason):
         detector = predict.Detector.load(directory, verbose=False)
-    assert detector.backend == "keras"
+    assert detector.runtime == "keras"
     np.testing.assert_allclose(detector.p_fake(faces), expected, atol=1e-6)
 
 
@@ -171,7 +171,7 @@ def test_weights_saved_again_make_the_export_stale(model_copy, faces, keras_scor
     bias = model.get_layer("prediction").bias
     bias.assign(bias.numpy() + np.array([-0.5, 0.5], np.float32))  # fine-tuned after the export
     saving.save_model(model, model_copy, metadata)  # the metadata still holds the old export entry
-    new_scores = predict.Detector(model, metadata, backend="keras").p_fake(faces)
+    new_scores = predict.Detector(model, metadata, runtime="keras").p_fake(faces)
     assert np.abs(new_scores - keras_scores).max() > 0.01  # the old export would now answer wrongly
     _assert_keras_fallback(model_copy, faces, new_scores, "weights changed")
 
@@ -187,15 +187,15 @@ def test_truncated_export_falls_back_to_keras(model_copy, faces, keras_scores):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     _assert_keras_fallback(model_copy, faces, keras_scores, "checksum")
     with pytest.raises(export.ExportError, match="checksum"):
-        predict.Detector.load(model_copy, verbose=False, backend="litert")
+        predict.Detector.load(model_copy, verbose=False, runtime="litert")
 
 
 def test_export_the_runtime_cannot_load_falls_back_to_keras(model_copy, faces, keras_scores):
     path = model_copy / export.EXPORT_FILE
     path.write_bytes(b"not a flatbuffer" * 100)
     entry = sidecar(model_copy)
-    entry["export"]["sha256"] = saving._sha256(path)  # recorded, yet unusable
-    saving.write_json(model_copy / saving.SIDECAR_FILE, entry)
+    entry["export"]["sha256"] = files.sha256_of(path)  # recorded, yet unusable
+    files.write_json(model_copy / saving.SIDECAR_FILE, entry)
     _assert_keras_fallback(model_copy, faces, keras_scores, "could not be loaded")
 
 
@@ -204,12 +204,13 @@ def test_missing_export_recorded_in_the_sidecar_warns(model_copy, faces, keras_s
     _assert_keras_fallback(model_copy, faces, keras_scores, "missing")
 
 
-def test_command_lines_take_a_backend(exported_dir, dfdc, capsys):
+def test_command_lines_take_a_runtime(exported_dir, dfdc, capsys):
     from helpers import evaluate
 
-    predict._cached_detector.cache_clear()  # a command line loads its model afresh, and says which backend
-    assert evaluate._main([str(exported_dir), str(dfdc), "--profile", "smoke", "--backend", "litert"]) == 0
+    predict._cached_detector.cache_clear()  # a command line loads its model afresh, and says which runtime
+    assert cli.run_command("evaluate", [str(exported_dir), str(dfdc), "--profile", "smoke",
+                                        "--runtime", "litert"]) == 0
     assert "using LiteRT" in capsys.readouterr().out
     face = next((dfdc / "Test" / "Fake").iterdir())
-    assert predict._main([str(exported_dir), str(face), "--backend", "keras"]) == 0
+    assert cli.run_command("predict", [str(exported_dir), str(face), "--runtime", "keras"]) == 0
     assert "using Keras" in capsys.readouterr().out

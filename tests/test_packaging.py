@@ -15,8 +15,15 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def _pyproject_requirements() -> dict[str, Requirement]:
+    """The core requirements and dev's, with the extras dev names (`deepfake-lessons[app]`) expanded."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["dev"]
+    requirements, extras = list(project["dependencies"]), ["dev"]
+    while extras:
+        for spec in project["optional-dependencies"][extras.pop()]:
+            if Requirement(spec).name == project["name"]:
+                extras += sorted(Requirement(spec).extras)
+            else:
+                requirements.append(spec)
     return {Requirement(r).name.lower(): Requirement(r) for r in requirements}
 
 

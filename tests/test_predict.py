@@ -1,4 +1,5 @@
 """Predicting with a saved model: every kind of input, bad files, batches, the CLI and damaged model folders."""
+import json
 import os
 import shutil
 from pathlib import Path
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import images, predict, saving
+from helpers import cli, files, images, predict, saving
 
 
 def write_bad_files(folder, jpeg_bytes: bytes) -> dict:
@@ -134,30 +135,88 @@ def test_command_line_prints_a_table_and_writes_csv(trained_model_dir, faces, tm
     write_bad_files(tmp_path / "in", faces[0].read_bytes())
     shutil.copy(faces[0], tmp_path / "in" / "face.jpg")
     out = tmp_path / "out" / "predictions.csv"
-    assert predict._main([str(trained_model_dir), str(tmp_path / "in"), "--csv", str(out)]) == 0
+    assert cli.run_command("predict", [str(trained_model_dir), str(tmp_path / "in"), "--csv", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "face.jpg" in printed and "1 images scored, 3 left out." in printed
+    assert "face.jpg" in printed and "1 images scored (1 faces), 3 left out." in printed
     assert "left out: " in printed and "empty" in printed
     table = pd.read_csv(out)
-    assert list(table.columns) == ["source", "label", "p_fake", "threshold", "backbone", "error"]
+    assert list(table.columns) == ["source", "label", "p_fake", "threshold", "backbone", "error", "faces_found",
+                                   "face", "face_confidence", "box_x", "box_y", "box_width", "box_height"]
     assert len(table) == 4 and table["error"].notna().sum() == 3
+    scored = table[table["error"].isna()].iloc[0]
+    assert scored["faces_found"] == 1 and scored["face"] == 1 and scored["box_width"] > 40  # a face, boxed
 
 
 def test_command_line_exits_2_when_nothing_could_be_scored(trained_model_dir, faces, tmp_path, capsys):
     write_bad_files(tmp_path / "in", faces[0].read_bytes())
     (tmp_path / "in" / "link.jpg").symlink_to(faces[0])
-    assert predict._main([str(trained_model_dir), str(tmp_path / "in")]) == 2
+    assert cli.run_command("predict", [str(trained_model_dir), str(tmp_path / "in")]) == 2
     printed = capsys.readouterr()
     assert f"left out: {tmp_path / 'in' / 'link.jpg'}: a symbolic link" in printed.out
     assert "nothing could be scored" in printed.err and "all 4 files were left out" in printed.err
     (tmp_path / "empty").mkdir()
-    assert predict._main([str(trained_model_dir), str(tmp_path / "empty")]) == 2
+    assert cli.run_command("predict", [str(trained_model_dir), str(tmp_path / "empty")]) == 2
     assert "no image files were found" in capsys.readouterr().err
 
 
 def test_command_line_fails_plainly_without_a_model(tmp_path, capsys):
-    assert predict._main([str(tmp_path), str(tmp_path)]) == 1
+    assert cli.run_command("predict", [str(tmp_path), str(tmp_path)]) == 2
     assert "model.json" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- whole photos: faces found and cropped
+def png(folder: Path, name: str, pixels: np.ndarray) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(folder / name)
+    return folder / name
+
+
+def test_a_photo_gets_a_row_per_face_and_a_scene_the_whole_image(detector, tmp_path):
+    import skimage.data
+
+    photo = np.concatenate([skimage.data.astronaut(), skimage.data.astronaut()[:, ::-1]], axis=1)  # two faces
+    paths = [png(tmp_path, "two.png", photo), png(tmp_path, "coffee.png", skimage.data.coffee())]
+    rows = detector.predict_files(paths, progress=False, faces="auto")
+    two, coffee = [p for p in rows if p.source.endswith("two.png")], [p for p in rows if p.source.endswith("coffee.png")]
+    assert [p.face for p in two] == [1, 2] and all(p.faces_found == 2 and p.ok for p in two)
+    assert two[0].box[0] < 512 <= two[1].box[0]  # left to right
+    assert two[0].p_fake == pytest.approx(detector.predict_photo(photo)[0].p_fake, abs=1e-6)
+    (whole,) = coffee
+    assert whole.ok and whole.faces_found == 0 and whole.face is None and whole.box is None
+    assert whole.p_fake == pytest.approx(detector.predict_image(paths[1]).p_fake, abs=1e-6)
+    (refused,) = detector.predict_files(paths[1:], progress=False, faces="on")
+    assert not refused.ok and refused.error == predict.NO_FACE and refused.faces_found == 0
+    (as_is,) = detector.predict_files(paths[:1], progress=False, faces="off")
+    assert as_is.faces_found is None and as_is.p_fake == pytest.approx(detector.predict_image(paths[0]).p_fake)
+
+
+def test_a_face_crop_comes_back_as_nearly_itself(detector, faces):
+    style = detector.crop_style
+    assert style is not None and 0.8 < style.scale < 1.2  # dfdc's crops are tight
+    sides, shifts = [], []
+    for path in faces:
+        (found,) = detector.predict_photo(path)
+        if found.box is not None:
+            x, y, width, height = found.box
+            size = (width * height) ** 0.5
+            sides.append(style.scale * size / 224)  # the crop's side, as a share of the image's own
+            shifts.append(np.hypot(x + width / 2 + style.offset_x * size - 112, y + height / 2 + style.offset_y * size - 112))
+    assert len(sides) >= 6
+    assert abs(np.median(sides) - 1) < 0.1 and np.median(shifts) < 0.1 * 224
+
+
+def test_a_model_without_a_crop_style_scores_whole_images(model_copy, faces, tmp_path):
+    sidecar = json.loads((model_copy / saving.SIDECAR_FILE).read_text())
+    del sidecar["face_crop"]
+    files.write_json(model_copy / saving.SIDECAR_FILE, sidecar)
+    detector = predict.Detector.load(model_copy, verbose=False)
+    assert detector.crop_style is None and detector.face_mode("auto") == "off"
+    (whole,) = detector.predict_photo(faces[0])
+    assert whole.faces_found is None and whole.p_fake == pytest.approx(detector.predict_image(faces[0]).p_fake)
+    with pytest.raises(predict.NoCropStyleError, match="records no face crop style"):
+        detector.predict_photo(faces[0], faces="on")
+    with pytest.raises(ValueError, match="Unknown faces mode"):
+        detector.predict_photo(faces[0], faces="yes")
 
 
 # ----------------------------------------------------------------------------- the saved model folder

@@ -1,6 +1,7 @@
 """Score a saved model on a data folder: ROC-AUC, AP, and the metrics at its threshold and at 0.5.
 
-    python -m helpers.evaluate MODEL_DIR DATA_ROOT [--split test|validation|train|all] [--json OUT]
+    deepfake-lessons evaluate MODEL_DIR DATA_ROOT [--split test|validation|train|all] [--json OUT]
+    (or python -m helpers.evaluate ...)
 
 ROC-AUC, accuracy and the recalls come with 95% bootstrap intervals; the JSON file also holds every
 image's p(fake), so anyone can recompute them. Unreadable files are skipped and listed. If the images
@@ -19,8 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import config, data, metrics, saving
-from helpers.predict import Detector, as_detector
+from helpers import config, data, files, metrics, saving
+from helpers.errors import BadArgumentError, NoImagesError
+from helpers.predict import RUNTIMES, Detector, as_detector
 
 SPLIT_CHOICES = ("test", "validation", "train", "all")  # "all": every image, for a folder the model never saw
 _SEEN_SPLITS = {
@@ -67,7 +69,7 @@ class Evaluation:
 def select_split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     """The rows of one split, or every row for "all"."""
     if split not in SPLIT_CHOICES:
-        raise ValueError(f"Unknown split {split!r}: choose one of {', '.join(SPLIT_CHOICES)}.")
+        raise BadArgumentError(f"Unknown split {split!r}: choose one of {', '.join(SPLIT_CHOICES)}.")
     chosen = frame if split == "all" else frame[frame["split"] == split]
     chosen = chosen.reset_index(drop=True)
     chosen.attrs.update(frame.attrs)
@@ -141,7 +143,7 @@ def evaluate(model_dir_or_detector: Detector | str | os.PathLike, data_root: str
     scored, failed = _scored_and_skipped(detector, good, batch_size, progress)
     skipped = pd.concat([report.bad[SKIPPED_COLUMNS], failed], ignore_index=True)
     if scored.empty:
-        raise ValueError(f"No readable images in split '{split}' of {root} ({len(skipped)} files skipped).")
+        raise NoImagesError(f"No readable images in split '{split}' of {root} ({len(skipped)} files skipped).")
     if scored["label"].nunique() < 2:
         warnings.warn(f"Split '{split}' of {root} holds {scored['class_name'].iloc[0]} images only: ROC-AUC, "
                       "average precision and EER need both classes, so they are n/a.", OneClassWarning, stacklevel=2)
@@ -193,10 +195,8 @@ def format_summary(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _main(argv: list[str] | None = None) -> int:
-    from helpers.predict import BACKENDS
-
-    parser = argparse.ArgumentParser(prog="python -m helpers.evaluate", description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments (helpers.cli runs it)."""
     parser.add_argument("model_dir", help="a saved model folder (model.keras, model.weights.h5, model.json)")
     parser.add_argument("data_root", help="a data folder in either layout (see helpers.data)")
     parser.add_argument("--split", choices=SPLIT_CHOICES, default="test",
@@ -204,21 +204,21 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="score only this profile's subset of the split (e.g. smoke)")
     parser.add_argument("--json", type=Path, help="write the metrics, their intervals and every image's p(fake) here")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--backend", choices=BACKENDS,
-                        help="auto: the model's fresh model.tflite, else Keras (default: $DEEPFAKE_BACKEND or auto)")
-    args = parser.parse_args(argv)
-    try:
-        detector = as_detector(args.model_dir, backend=args.backend)
-        evaluation = evaluate(detector, args.data_root, args.split, args.profile, args.batch_size)
-        print(evaluation)
-        if args.json:
-            saving.write_json(args.json, evaluation.as_json())
-            print(f"Wrote {args.json}")
-    except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    parser.add_argument("--runtime", choices=RUNTIMES,
+                        help=f"auto: the model's fresh model.tflite, else Keras "
+                             f"(default: ${config.RUNTIME_ENV} or auto)")
+
+
+def run(args: argparse.Namespace) -> None:
+    detector = as_detector(args.model_dir, runtime=args.runtime)
+    evaluation = evaluate(detector, args.data_root, args.split, args.profile, args.batch_size)
+    print(evaluation)
+    if args.json:
+        files.write_json(args.json, evaluation.as_json())
+        print(f"Wrote {args.json}")
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    from helpers import cli
+
+    sys.exit(cli.run_command("evaluate"))

@@ -1,6 +1,6 @@
 """Export a saved model to LiteRT (TensorFlow Lite) for fast CPU inference, and run the exported file.
 
-    python -m helpers.export MODEL_DIR [--quantize dynamic|int8] [--data DATA_ROOT]
+    deepfake-lessons export MODEL_DIR [--quantize dynamic|int8] [--data DATA_ROOT]   (or python -m helpers.export ...)
 
 Keras pays a fixed cost on every call (graph dispatch, `predict`'s loop); the LiteRT interpreter runs a
 flat list of XNNPACK kernels with none of that, several times faster on a CPU. The exported graph is
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import data, saving
-from helpers.images import load_resized
+from helpers import data, files, saving
+from helpers.errors import BadArgumentError, UserError
+from helpers.images import ImageError, load_resized
 
 EXPORT_FILE = "model.tflite"
 EXPORT_KEY = "export"  # the sidecar entry
@@ -47,7 +48,7 @@ RUN_BATCH = 1
 
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """An export could not be made, verified or used."""
 
 
@@ -144,7 +145,7 @@ def to_tflite(model, quantize: str | None = None, representative: np.ndarray | N
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     if quantize not in (None, *QUANTIZATIONS):
-        raise ValueError(f"Unknown quantization {quantize!r}: choose one of {', '.join(QUANTIZATIONS)}.")
+        raise BadArgumentError(f"Unknown quantization {quantize!r}: choose one of {', '.join(QUANTIZATIONS)}.")
     graph = inference_model(model)
     spec = tf.TensorSpec((None, *graph.inputs[0].shape[1:]), tf.float32, name="image")
     forward = tf.function(lambda images: graph(images, training=False), input_signature=[spec])
@@ -167,7 +168,7 @@ def _images(root, split: str | None, per_class: int, size: int) -> tuple[np.ndar
     as float32 (N, size, size, 3) images and their labels."""
     try:
         frame = data.index_dataset(root)
-    except (ValueError, OSError) as err:
+    except (data.DatasetLayoutError, OSError) as err:
         raise ExportError(f"Cannot read the data root {root} ({err}); pass another with --data.") from err
     if split and (frame["split"] == split).any():
         frame = frame[frame["split"] == split]
@@ -177,7 +178,7 @@ def _images(root, split: str | None, per_class: int, size: int) -> tuple[np.ndar
         for path in sorted(frame.loc[frame["label"] == label, "path"]):
             try:
                 chosen.append(load_resized(path, size))
-            except (ValueError, OSError):  # an unreadable file is not a reason to refuse an export
+            except (ImageError, OSError):  # an unreadable file is not a reason to refuse an export
                 continue
             labels.append(label)
             loaded += 1
@@ -203,7 +204,7 @@ def _export_path(directory: Path, quantize: str | None) -> Path:
 
 def _source_hashes(directory: Path) -> dict[str, str]:
     """Content hashes of the Keras files an export is made from (whichever exist)."""
-    return {name: saving._sha256(directory / name) for name in (saving.MODEL_FILE, saving.WEIGHTS_FILE)
+    return {name: files.sha256_of(directory / name) for name in (saving.MODEL_FILE, saving.WEIGHTS_FILE)
             if (directory / name).is_file()}
 
 
@@ -212,14 +213,14 @@ def _read_sidecar(directory: Path) -> dict:
     return json.loads((directory / saving.SIDECAR_FILE).read_text())
 
 
-def _keras_p_fake(model, images: np.ndarray) -> np.ndarray:
+def _keras_scores(model, images: np.ndarray) -> np.ndarray:
     return model.predict(images, batch_size=32, verbose=0)[:, 1]  # predict runs in inference mode
 
 
 def verify_float(model, runner: TFLiteRunner, root: str, size: int) -> dict:
     """Check a float32 export against Keras on test images: p(fake) within TOLERANCE, else ExportError."""
     images, _ = _images(root, "test", VERIFY_PER_CLASS, size)
-    difference = float(np.max(np.abs(runner(images)[:, 1] - _keras_p_fake(model, images))))
+    difference = float(np.max(np.abs(runner(images)[:, 1] - _keras_scores(model, images))))
     if not difference <= TOLERANCE:  # also refuses NaN
         raise ExportError(f"The exported model disagrees with Keras: p(fake) differs by up to {difference:.2e} "
                           f"(allowed {TOLERANCE:.0e}) on {len(images)} test images from {root}.")
@@ -232,7 +233,7 @@ def verify_quantized(model, runner: TFLiteRunner, root: str, size: int) -> dict:
     from helpers import metrics
 
     images, labels = _images(root, "validation", QUANTIZED_VERIFY_PER_CLASS, size)
-    keras_scores, scores = _keras_p_fake(model, images), runner(images)[:, 1]
+    keras_scores, scores = _keras_scores(model, images), runner(images)[:, 1]
     aucs = {"keras": metrics.summary(labels, keras_scores, 0.5)["roc_auc"],
             "exported": metrics.summary(labels, scores, 0.5)["roc_auc"]}
     if None in aucs.values():
@@ -265,7 +266,7 @@ def export_tflite(model_dir: str | os.PathLike, quantize: str | None = None,
     representative = _images(root, "train", REPRESENTATIVE_PER_CLASS, size)[0] if quantize == "int8" else None
     path = _export_path(directory, quantize)
     blob = to_tflite(model, quantize, representative)
-    saving._atomic(path, lambda temporary: Path(temporary).write_bytes(blob))
+    files.write_atomically(path, lambda temporary: Path(temporary).write_bytes(blob))
     try:
         verify = verify_float if quantize is None else verify_quantized
         verification = verify(model, TFLiteRunner(path), root, size)
@@ -277,7 +278,7 @@ def export_tflite(model_dir: str | os.PathLike, quantize: str | None = None,
         raise
     sidecar[_entry_key(quantize)] = {
         "file": path.name,
-        "sha256": saving._sha256(path),
+        "sha256": files.sha256_of(path),
         "source_sha256": sources,
         "quantization": quantize,
         "runtime": runtime_name(),
@@ -285,7 +286,7 @@ def export_tflite(model_dir: str | os.PathLike, quantize: str | None = None,
         **verification,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    saving.write_json(directory / saving.SIDECAR_FILE, sidecar)
+    files.write_json(directory / saving.SIDECAR_FILE, sidecar)
     return path
 
 
@@ -297,7 +298,7 @@ def _remove_export(directory: Path, sidecar: dict, quantize: str | None) -> None
     """Delete a refused export and any record of an earlier one (the file it described is gone)."""
     _export_path(directory, quantize).unlink(missing_ok=True)
     if sidecar.pop(_entry_key(quantize), None) is not None:
-        saving.write_json(directory / saving.SIDECAR_FILE, sidecar)
+        files.write_json(directory / saving.SIDECAR_FILE, sidecar)
 
 
 def is_exported(model_dir: str | os.PathLike, quantize: str | None = None) -> bool:
@@ -324,7 +325,7 @@ def stale_reason(model_dir: str | os.PathLike, quantize: str | None = None) -> s
         return f"no {path.name} (make one with `python -m helpers.export MODEL_DIR`)"
     if not path.is_file():
         return f"{path.name} is recorded in {saving.SIDECAR_FILE} but missing"
-    if saving._sha256(path) != entry.get("sha256"):
+    if files.sha256_of(path) != entry.get("sha256"):
         return f"{path.name} does not match its checksum in {saving.SIDECAR_FILE} (truncated or changed)"
     if _source_hashes(directory) != entry.get("source_sha256"):
         return f"{path.name} is stale: the model's weights changed after it was exported"
@@ -344,18 +345,16 @@ def load_runner(model_dir: str | os.PathLike, quantize: str | None = None) -> TF
 
 
 # ----------------------------------------------------------------------------- command line
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.export", description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments (helpers.cli runs it)."""
     parser.add_argument("model_dir", help="a saved model folder (model.keras, model.weights.h5, model.json)")
     parser.add_argument("--quantize", choices=QUANTIZATIONS,
                         help="write model-<quantize>.tflite, smaller; kept only if validation ROC-AUC holds")
     parser.add_argument("--data", help="data root to verify on (default: the one recorded in model.json)")
-    args = parser.parse_args(argv)
-    try:
-        path = export_tflite(args.model_dir, args.quantize, args.data)
-    except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+
+
+def run(args: argparse.Namespace) -> None:
+    path = export_tflite(args.model_dir, args.quantize, args.data)
     entry = _read_sidecar(path.parent)[_entry_key(args.quantize)]
     print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB, quantization: {args.quantize or 'none'}).")
     print(f"Runtime: {entry['runtime']}, {entry['threads']} threads.")
@@ -365,8 +364,9 @@ def _main(argv: list[str] | None = None) -> int:
               f" (allowed {entry['tolerance']:.0e})." if args.quantize is None else
               f", ROC-AUC {entry['validation_roc_auc']['keras']:.4f} (Keras) -> "
               f"{entry['validation_roc_auc']['exported']:.4f} (allowed drop {entry['max_auc_drop']})."))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    from helpers import cli
+
+    sys.exit(cli.run_command("export"))
