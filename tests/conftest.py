@@ -1,5 +1,6 @@
 """Fixtures shared by the tests: the real face data and small synthetic image folders."""
 import os
+import socket
 import zlib
 from pathlib import Path
 
@@ -79,3 +80,10 @@ def trained_ffhq_model_dir(ffhq, tmp_path_factory) -> Path:
     out_dir = tmp_path_factory.mktemp("trained") / "smoke-ffhq"
     train.train(ffhq, "smoke", out_dir, backbone="efficientnet_lite0", verbose=0)
     return out_dir
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for the servers the tests start)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

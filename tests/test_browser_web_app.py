@@ -8,14 +8,14 @@ Skipped, with the reason, where Chromium or Playwright is missing; `pytest -m "n
 import json
 import os
 import re
-import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
 from helpers import config, predict, web_app
-from tests.test_browser_demo import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import free_port
+from tests.test_browser_demo import browser  # noqa: F401  (a fixture: Debian's Chromium through Playwright)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
 expect = sync_api.expect
@@ -25,24 +25,6 @@ pytestmark = pytest.mark.browser
 SCREENSHOTS = Path(os.environ.get("DEEPFAKE_SCREENSHOTS", config.REPO_ROOT / ".cache/screenshots")) / "web-app"
 PAGE_LOAD_MS = 60_000
 ANALYSIS_MS = 60_000  # finding faces, scoring and Grad-CAM on a busy 2-core machine
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install it with `apt-get install chromium`")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +45,7 @@ def running_app(trained_model_dir, examples, tmp_path_factory):
     flag_dir = tmp_path_factory.mktemp("flags")
     app = web_app.build_app(predict.as_detector(trained_model_dir), examples=list(examples.values()),
                             flag_dir=flag_dir)
-    url = web_app.serve(app, host="127.0.0.1", port=_free_port(), block=False, quiet=True)
+    url = web_app.serve(app, host="127.0.0.1", port=free_port(), block=False, quiet=True)
     try:
         yield url, flag_dir
     finally:

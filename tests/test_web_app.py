@@ -15,6 +15,7 @@ from packaging.version import Version
 from PIL import Image
 
 from helpers import config, demo, predict, web_app
+from tests.conftest import free_port
 from tests.test_packaging import _environment_pins, _pyproject_requirements
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -162,12 +163,6 @@ def test_the_spaces_requirements_use_pyprojects_ranges():
 
 
 # ----------------------------------------------------------------------------- the running app
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def outbound_connections():
     """A list that fills with every host this process looks up or connects to, other than this machine."""
@@ -202,7 +197,7 @@ def test_the_running_app_answers_gradio_client(detector, examples, tmp_path):
     notes.write_text("shopping list: milk, eggs\n")
     with outbound_connections() as outbound:
         app = web_app.build_app(detector, examples=list(examples.values()), flag_dir=tmp_path / "flags")
-        url = web_app.serve(app, host="127.0.0.1", port=_free_port(), block=False, quiet=True)
+        url = web_app.serve(app, host="127.0.0.1", port=free_port(), block=False, quiet=True)
         try:
             client = Client(url, verbose=False, analytics_enabled=False)
             assert "Nothing to flag yet" in client.predict(api_name="/flag_wrongly_fake")
