@@ -79,8 +79,62 @@ def test_region_statistics_see_a_bright_corner():
 
 def test_near_pairs_compares_hamming_distances():
     hashes = pd.Series(["0000000000000000", "0000000000000007", "ffffffffffffffff"])  # 0, 3 and 64 bits set
-    pairs = audit.near_pairs(hashes, max_bits=3, chunk=2)
+    pairs = audit.near_pairs(hashes, max_bits=3, batch=1)
     assert pairs[["a", "b", "distance"]].values.tolist() == [[0, 1, 3]]
+
+
+def all_pairs_within(hashes: list[int], max_bits: int) -> list[list[int]]:
+    """The plain answer: every pair compared, (a, b, distance) sorted by a, then b."""
+    bits = np.array([[(value >> bit) & 1 for bit in range(64)] for value in hashes])
+    distances = (bits[:, None, :] != bits[None, :, :]).sum(axis=2)
+    a, b = np.nonzero(np.triu(distances <= max_bits, k=1))
+    return np.stack([a, b, distances[a, b]], axis=1).tolist()
+
+
+def planted_hashes(seed: int = 0) -> list[int]:
+    """Random 64-bit hashes, each with a few copies 0-8 bits away, and a cluster that shares most bits."""
+    rng = np.random.default_rng(seed)
+    hashes = []
+    for _ in range(250):
+        value = int(rng.integers(0, 2**63)) | int(rng.integers(0, 2)) << 63
+        hashes.append(value)
+        for _ in range(int(rng.integers(0, 3))):
+            flips = rng.choice(64, size=int(rng.integers(0, 9)), replace=False)
+            hashes.append(value ^ sum(1 << int(bit) for bit in flips))
+    hashes += [0xF0F0F0F000000000 | int(rng.integers(0, 2**12)) for _ in range(150)]  # large blocks in common
+    return [int(value) for value in rng.permutation(np.array(hashes, dtype=np.uint64))]
+
+
+@pytest.mark.parametrize("max_bits", [0, 1, 2, 4, 7, 10])
+def test_near_pairs_by_blocks_finds_exactly_the_pairs_of_comparing_all(max_bits):
+    hashes = planted_hashes()
+    expected = all_pairs_within(hashes, max_bits)
+    assert len(expected) > 20  # the planted copies are there to be found
+    for batch in (7, 1 << 21):  # many small batches, and one
+        found = audit.near_pairs(pd.Series([f"{value:016x}" for value in hashes]), max_bits, batch=batch)
+        assert found.values.tolist() == expected
+
+
+def test_near_pairs_refuses_other_hash_lengths_and_distances():
+    with pytest.raises(ValueError, match="64 bits"):
+        audit.near_pairs(pd.Series(["00ff"]))
+    with pytest.raises(ValueError, match="between 0 and 63"):
+        audit.near_pairs(pd.Series(["0" * 16]), max_bits=64)
+    assert audit.near_pairs(pd.Series([], dtype=str)).empty
+
+
+def test_a_second_audit_opens_no_file_and_finds_the_same(flat_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    opened = []
+    describe = audit.describe_file
+    monkeypatch.setattr(audit, "describe_file", lambda path: opened.append(path) or describe(path))
+    frame = data.index_dataset(flat_root)
+    first = run_audit(flat_root)
+    second = run_audit(flat_root)
+    assert len(opened) == len(frame)  # measured once
+    pd.testing.assert_frame_equal(second.images, first.images)
+    pd.testing.assert_frame_equal(second.images, audit.audit_dataset(frame, progress=False, cache=False).images)
+    assert second.summary().equals(first.summary())
 
 
 def test_duplicate_groups_join_chains_of_pairs():
@@ -88,6 +142,15 @@ def test_duplicate_groups_join_chains_of_pairs():
     groups = audit.duplicate_groups(6, pairs)
     assert groups[0] == groups[1] == groups[2] and groups[4] == groups[5]
     assert len({groups[0], groups[3], groups[4]}) == 3
+
+
+def test_the_metadata_classifier_sees_a_capped_seeded_sample_of_each_class():
+    labels = np.array([0] * 30 + [1] * 8)
+    rows = audit.classifier_rows(labels, max_per_class=10, seed=1)
+    assert np.bincount(labels[rows]).tolist() == [10, 8] and (np.diff(rows) > 0).all()
+    assert rows.tolist() == audit.classifier_rows(labels, max_per_class=10, seed=1).tolist()
+    assert rows.tolist() != audit.classifier_rows(labels, max_per_class=10, seed=2).tolist()
+    assert audit.classifier_rows(labels, max_per_class=30).tolist() == list(range(38))  # under the cap: all
 
 
 def test_chance_margin_shrinks_with_more_images():

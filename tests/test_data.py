@@ -6,9 +6,11 @@ import stat
 import zipfile
 import zlib
 
+import pandas as pd
 import pytest
 
-from helpers import acquire, config, data
+from helpers import acquire, cli, config, data
+from helpers.errors import FolderExistsError
 from tests.conftest import write_jpeg
 
 
@@ -151,6 +153,86 @@ def test_fingerprint_changes_with_the_files(flat_root):
     assert data.fingerprint(frame) != data.fingerprint(frame.iloc[1:])
 
 
+# ----------------------------------------------------------------------------- the scan cache
+@pytest.fixture
+def scan_cache(tmp_path, monkeypatch):
+    """.cache in tmp_path, and a count of the files the scan really opens."""
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    opened = []
+    inspect = data._inspect
+    monkeypatch.setattr(data, "_inspect", lambda path: opened.append(path) or inspect(path))
+    return opened
+
+
+def _with_bad_files(root):
+    (root / "fake" / "empty.jpg").write_bytes(b"")
+    (root / "fake" / "notes, with a comma.txt").write_bytes(b"just some text")
+    good = (root / "real" / "real_000.jpg").read_bytes()
+    (root / "real" / "cut.jpg").write_bytes(good[: len(good) // 2])
+    return root
+
+
+def test_a_second_scan_opens_no_file_and_reports_the_same(flat_root, scan_cache):
+    frame = data.index_dataset(_with_bad_files(flat_root))
+    uncached = data.scan(frame, progress=False, cache=False)
+    assert len(scan_cache) == len(frame)
+    first = data.scan(frame, progress=False)
+    second = data.scan(frame, progress=False)
+    assert len(scan_cache) == 2 * len(frame)  # the second scan opened nothing
+    pd.testing.assert_frame_equal(first.files, uncached.files)
+    pd.testing.assert_frame_equal(second.files, uncached.files)
+    assert len(second.bad) == 3 and "truncated" in second.bad.set_index("relpath").loc["real/cut.jpg", "error"]
+    assert list((config.CACHE_DIR / "scan").glob("*.csv"))
+
+
+def test_a_changed_file_is_scanned_again(flat_root, scan_cache):
+    frame = data.index_dataset(flat_root)
+    data.scan(frame, progress=False)
+    scan_cache.clear()
+    shrunk, touched = flat_root / "real" / "real_001.jpg", flat_root / "fake" / "fake_002.jpg"
+    shrunk.write_bytes(shrunk.read_bytes()[:300])  # another size
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))  # same size, newer
+    report = data.scan(frame, progress=False)
+    assert sorted(scan_cache) == sorted([str(shrunk), str(touched)])
+    assert report.bad["relpath"].tolist() == ["real/real_001.jpg"]
+    pd.testing.assert_frame_equal(report.files, data.scan(frame, progress=False, cache=False).files)
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x00\xff\xfe garbage \x01", b"a,b\n1,2\n", "truncate", "bad number"])
+def test_a_damaged_scan_cache_is_reported_and_rebuilt(flat_root, scan_cache, damage):
+    frame = data.index_dataset(_with_bad_files(flat_root))
+    expected = data.scan(frame, progress=False).files
+    (cache_file,) = (config.CACHE_DIR / "scan").glob("*.csv")
+    text = cache_file.read_bytes()
+    if damage == "truncate":  # half a file: a row cut off in the middle
+        damage = text[: len(text) // 2]
+    elif damage == "bad number":
+        header, first, rest = text.split(b"\n", 2)
+        fields = first.split(b",")
+        damage = b"\n".join([header, b",".join([fields[0], b"twelve", *fields[2:]]), rest])
+    cache_file.write_bytes(damage)
+    scan_cache.clear()
+    with pytest.warns(data.CacheWarning, match="damaged"):
+        report = data.scan(frame, progress=False)
+    assert len(scan_cache) == len(frame)  # every file decoded again
+    pd.testing.assert_frame_equal(report.files, expected)
+    scan_cache.clear()
+    pd.testing.assert_frame_equal(data.scan(frame, progress=False).files, expected)
+    assert scan_cache == []  # the rebuilt cache serves the next scan
+
+
+def test_the_cache_of_a_deleted_root_is_forgotten(tmp_path, scan_cache):
+    kept, gone = _splits_root(tmp_path / "kept"), _splits_root(tmp_path / "gone")
+    data.scan(data.index_dataset(gone), progress=False)
+    data.scan(data.index_dataset(kept), progress=False)
+    assert len(list((config.CACHE_DIR / "scan").glob("*.csv"))) == 2
+    shutil.rmtree(gone)
+    write_jpeg(kept / "Train" / "Real" / "new.jpg", seed=99)
+    data.scan(data.index_dataset(kept), progress=False)
+    (remaining,) = (config.CACHE_DIR / "scan").glob("*.csv")
+    assert remaining.name.startswith("kept-")
+
+
 # ----------------------------------------------------------------------------- import and download
 def _zip(path, members: dict):
     with zipfile.ZipFile(path, "w") as archive:
@@ -190,7 +272,7 @@ def test_import_explains_a_truncated_download(tmp_path):
 
 def test_import_never_overwrites(tmp_path, flat_root):
     (tmp_path / "taken").mkdir()
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(FolderExistsError, match="already exists"):
         acquire.import_data(flat_root, tmp_path / "taken")
 
 
@@ -249,9 +331,9 @@ def test_download_without_internet_says_what_to_do(tmp_path, monkeypatch):
 
 
 def test_command_line_scan_prints_counts(dfdc, capsys):
-    assert data._main(["scan", str(dfdc)]) == 0
+    assert cli.main(["scan", str(dfdc)]) == 0
     assert "2000 usable" in capsys.readouterr().out
-    assert data._main(["scan", str(dfdc / "Train" / "Real")]) == 1
+    assert cli.main(["scan", str(dfdc / "Train" / "Real")]) == 2
 
 
 def test_a_split_with_one_class_is_refused_before_training(tmp_path, capsys):
@@ -267,5 +349,6 @@ def test_a_split_with_one_class_is_refused_before_training(tmp_path, capsys):
         data.require_both_classes(frames)
     data.require_both_classes(frames, splits=("train", "test"))  # those have both
     out = tmp_path / "model"
-    assert train._main(["--data", str(tmp_path / "root"), "--profile", "smoke", "--out", str(out)]) == 1
+    assert cli.run_command("train", ["--data", str(tmp_path / "root"), "--profile", "smoke",
+                                     "--out", str(out)]) == 2
     assert "has no fake images" in capsys.readouterr().err and not out.exists()

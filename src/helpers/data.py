@@ -7,10 +7,10 @@ Two layouts are recognised (folder names in any capitalisation):
     ROOT/Validation/...     (also "val" or "valid")             ROOT/fake/*.jpg
     ROOT/Test/...
 
-Labels are defined once, here: 0 = real, 1 = fake. Nothing in this module ever deletes, moves or
-rewrites a file in the data root.
+Labels are defined once, in `config.CLASS_NAMES`: 0 = real, 1 = fake. Nothing in this module ever
+deletes, moves or rewrites a file in the data root.
 
-Command line: `python -m helpers.data scan|download|import` (see `--help`).
+Command line: `deepfake-lessons scan [ROOT]`, or `python -m helpers.data scan|download|import` (see `--help`).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import os
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +27,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from helpers import config
+from helpers import config, files
+from helpers.config import CLASS_NAMES, SPLITS  # lessons 00 and 05 read data.CLASS_NAMES
 from helpers.errors import UserError
 from helpers.images import load_image, load_resized, resize
 
-CLASS_NAMES = ("real", "fake")  # index = label: 0 = real, 1 = fake
-SPLITS = ("train", "validation", "test")
 FLAT_FRACTIONS = (0.70, 0.15, 0.15)
 _SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation",
                   "val": "validation", "valid": "validation", "test": "test", "testing": "test"}
@@ -173,6 +173,118 @@ class ScanReport:
         return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- per-file results, cached
+CACHE_KEY = {"path": "str", "size": "int64", "mtime_ns": "int64"}  # a result holds while its file keeps these
+CACHE_VERSION = 1  # part of every cache file's name: raise it when what is measured changes
+
+
+class CacheWarning(UserWarning):
+    """A cache file could not be read or written: the work is done again, and nothing else is lost."""
+
+
+def _cache_file(kind: str, root: str) -> Path:
+    """.cache/<kind>/<root folder name>-<hash of its path>.csv: one file per data root and kind."""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(root).name)[:40] or "root"
+    digest = hashlib.sha256(f"{CACHE_VERSION}\0{root}".encode()).hexdigest()[:12]
+    return config.CACHE_DIR / kind / f"{name}-{digest}.csv"
+
+
+def _stat_keys(paths: list[str]) -> tuple[list[int], list[int]]:
+    """Size and modification time (ns) of each file; -1 for one that cannot be looked at (never cached)."""
+    sizes, times = [], []
+    for path in paths:
+        try:
+            status = os.stat(path)
+            sizes.append(status.st_size)
+            times.append(status.st_mtime_ns)
+        except OSError:
+            sizes.append(-1)
+            times.append(-1)
+    return sizes, times
+
+
+def _read_cache(path: Path, columns: dict[str, str]) -> pd.DataFrame | None:
+    """The cached rows, or None when there are none; a damaged file is reported and ignored."""
+    dtypes = {**CACHE_KEY, **columns}
+    try:
+        table = pd.read_csv(path, dtype=dtypes, keep_default_na=False, float_precision="round_trip")
+        if list(table.columns) != list(dtypes):
+            raise ValueError(f"columns {list(table.columns)}, expected {list(dtypes)}")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, OverflowError, TypeError) as err:  # ParserError and bad values are ValueErrors
+        warnings.warn(f"The cache file {path} is damaged ({type(err).__name__}: {str(err)[:200]}): "
+                      "measuring every file again and writing it anew.", CacheWarning, stacklevel=3)
+        return None
+    return table.drop_duplicates("path", keep="last")
+
+
+def _write_cache(path: Path, table: pd.DataFrame) -> None:
+    """Write atomically (a crash leaves the old file or the new one, never half of one); warn if it fails."""
+    try:
+        files.write_atomically(path, lambda temporary: table.to_csv(temporary, index=False))
+    except OSError as err:
+        warnings.warn(f"Could not write the cache file {path} ({err}): the next run measures these files again.",
+                      CacheWarning, stacklevel=3)
+        return
+    _forget_missing_roots(path)
+
+
+def _forget_missing_roots(kept: Path) -> None:
+    """Delete the other cache files of this kind whose first file is gone (a deleted or moved root)."""
+    for other in kept.parent.glob("*.csv"):
+        if other == kept:
+            continue
+        try:
+            first = pd.read_csv(other, usecols=["path"], nrows=1, dtype="str", keep_default_na=False)
+            if len(first) and not os.path.exists(first["path"].iloc[0]):
+                other.unlink()
+        except (OSError, ValueError):  # unreadable, or removed meanwhile: its own root's next run reports it
+            continue
+
+
+def measure_files(paths, measure, columns: dict[str, str], kind: str, root: str | None = None,
+                  cache: bool = True, progress: bool = True, workers: int = 4) -> pd.DataFrame:
+    """`measure(path) -> dict` of every file, as a frame with `columns` (name -> dtype), in order.
+
+    With `cache`, results live in .cache/<kind>/, one file per data `root`, keyed by each file's path,
+    size and modification time: an unchanged file is not opened again, a changed or new one is. A
+    damaged cache file is reported (CacheWarning) and rebuilt. `measure` runs in `workers` threads.
+    """
+    from tqdm.auto import tqdm
+
+    paths = [str(path) for path in paths]
+
+    def measured(chosen: list[str]) -> pd.DataFrame:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            rows = list(tqdm(pool.map(measure, chosen), total=len(chosen), desc=kind,
+                             disable=not progress or not chosen, leave=False))
+        return pd.DataFrame(rows, columns=list(columns)).astype(columns)
+
+    if not cache or not paths:
+        return measured(paths)
+    location = _cache_file(kind, str(root or os.path.commonpath(paths)))
+    sizes, times = _stat_keys(paths)
+    keys = pd.DataFrame({"path": paths, "size": sizes, "mtime_ns": times}).astype(CACHE_KEY)
+    stored = _read_cache(location, columns)
+    if stored is None:
+        stored = pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in {**CACHE_KEY, **columns}.items()})
+    found = keys.merge(stored, on=list(CACHE_KEY), how="left", indicator=True)
+    missing = (found.pop("_merge") == "left_only").to_numpy()
+    if not missing.any():
+        return found[list(columns)].astype(columns)
+    fresh = pd.concat([keys[missing].reset_index(drop=True), measured(keys["path"][missing].tolist())], axis=1)
+    result = pd.concat([found[~missing].assign(position=np.flatnonzero(~missing)),
+                        fresh.assign(position=np.flatnonzero(missing))])
+    result = result.sort_values("position")[list(columns)].astype(columns).reset_index(drop=True)
+    entries = pd.concat([keys, result], axis=1)
+    entries = entries[entries["size"] >= 0]  # a file that could not be looked at is measured every time
+    others = stored[~stored["path"].isin(keys["path"])]  # other files of the root: kept while they exist
+    others = others[[os.path.exists(path) for path in others["path"]]]
+    _write_cache(location, pd.concat([others, entries], ignore_index=True))
+    return result
+
+
 def _inspect(path: str) -> dict:
     """Open and fully decode one file; report its properties or why it cannot be used."""
     info = {"ok": False, "error": "", "width": 0, "height": 0, "mode": "", "format": "", "bytes": 0}
@@ -189,14 +301,20 @@ def _inspect(path: str) -> dict:
     return info
 
 
-def scan(frame: pd.DataFrame, progress: bool = True, workers: int = 4) -> ScanReport:
-    """Open every image in `frame` and report unreadable, truncated, empty or non-image files."""
-    from tqdm.auto import tqdm
+SCAN_COLUMNS = {"ok": "bool", "error": "str", "width": "int64", "height": "int64", "mode": "str",
+                "format": "str", "bytes": "int64"}  # what `scan` records of each file, as `_inspect` returns it
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        infos = list(tqdm(pool.map(_inspect, frame["path"]), total=len(frame), desc="scanning",
-                          disable=not progress, leave=False))
-    files = pd.concat([frame.reset_index(drop=True), pd.DataFrame(infos)], axis=1)
+
+def scan(frame: pd.DataFrame, progress: bool = True, workers: int = 4, cache: bool = True) -> ScanReport:
+    """Open every image in `frame` and report unreadable, truncated, empty or non-image files.
+
+    Each file is decoded once: later scans reuse its result while it keeps its size and modification
+    time (.cache/scan, see `measure_files`), so a lesson run again does not decode the whole root
+    again. `cache=False` decodes every file.
+    """
+    infos = measure_files(frame["path"], _inspect, SCAN_COLUMNS, "scan", frame.attrs.get("root"),
+                          cache=cache, progress=progress, workers=workers)
+    files = pd.concat([frame.reset_index(drop=True), infos], axis=1)
     files.attrs.update(frame.attrs)
     return ScanReport(files)
 
@@ -254,6 +372,24 @@ def require_both_classes(frames: dict[str, pd.DataFrame], splits=("train", "vali
                                      f"({found.to_dict()}): training needs both classes in it.")
 
 
+def _tensorflow_decodes_alike(contents, image_size: int):
+    """Whether TensorFlow's JPEG decoder gives `load_image`'s pixels, unresized, for this file (a tf bool).
+
+    True for a JPEG of 1 or 3 channels, image_size pixels square, without an EXIF block (whose
+    rotation `load_image` applies): libjpeg's accurate integer DCT, the one PIL uses, then gives PIL's
+    pixels bit for bit. Anything else (PNG, CMYK, EXIF, another size) is decoded by `load_image`.
+    """
+    import tensorflow as tf
+
+    def square_rgb_or_grey():
+        height, width, channels = tf.unstack(tf.io.extract_jpeg_shape(contents))
+        return (height == image_size) & (width == image_size) & ((channels == 1) | (channels == 3))
+
+    is_jpeg = tf.strings.substr(contents, 0, 3) == b"\xff\xd8\xff"
+    has_exif = tf.size(tf.strings.split(contents, sep=b"Exif\x00\x00")) > 1
+    return tf.cond(is_jpeg & ~has_exif, square_rgb_or_grey, lambda: tf.constant(False))
+
+
 def make_dataset(frame: pd.DataFrame, image_size: int, batch_size: int, shuffle: bool = False,
                  cache: bool = True, seed: int = config.SEED, transform=None):
     """A tf.data pipeline of (float32 images in 0..255, int labels): decode, resize, cache, batch, prefetch.
@@ -261,6 +397,8 @@ def make_dataset(frame: pd.DataFrame, image_size: int, batch_size: int, shuffle:
     Images stay 0-255: the backbones rescale inside the model (see lesson 03 on why that matters).
     Rows with a `transform_seed` >= 0 are synthetic: `transform(image, seed)` makes them from the
     decoded image before resizing (lesson 07's self-blended pseudo-fakes). Nothing is written to disk.
+    Plain JPEGs already at `image_size` are decoded by TensorFlow, in parallel and without Python
+    (the same pixels, see `_tensorflow_decodes_alike`); the rest by `load_image` in Python.
     """
     import tensorflow as tf
 
@@ -268,23 +406,28 @@ def make_dataset(frame: pd.DataFrame, image_size: int, batch_size: int, shuffle:
     if transform is None and (seeds >= 0).any():
         raise ValueError("The frame has synthetic rows (transform_seed >= 0) but no transform was given.")
 
-    def decode(path, row_seed):
-        image = load_image(path.decode())
+    def decode(contents, path, row_seed):
+        image = load_image(contents, name=path.decode())
         if row_seed >= 0:
             image = transform(image, int(row_seed))
         return resize(image, image_size)
 
     def load(path, row_seed, label):
-        image = tf.numpy_function(decode, [path, row_seed], tf.uint8, stateful=False)
+        contents = tf.io.read_file(path)
+        image = tf.cond((row_seed < 0) & _tensorflow_decodes_alike(contents, image_size),
+                        lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
+                        lambda: tf.numpy_function(decode, [contents, path, row_seed], tf.uint8, stateful=False))
         image.set_shape((image_size, image_size, 3))
         return tf.cast(image, tf.float32), label
 
     data = tf.data.Dataset.from_tensor_slices(
         (frame["path"].to_numpy(str), seeds, frame["label"].to_numpy(np.int32)))
+    if shuffle and not cache:  # shuffle file names, not decoded images (140,000 of them at 256 px: 110 GB)
+        data = data.shuffle(len(frame), seed=seed, reshuffle_each_iteration=True)
     data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache:
         data = data.cache()
-    if shuffle:
+    if shuffle and cache:  # after the cache, so that every epoch is shuffled anew
         data = data.shuffle(len(frame), seed=seed, reshuffle_each_iteration=True)
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -327,34 +470,16 @@ def class_weights(labels) -> dict[int, float]:
 
 
 # ----------------------------------------------------------------------------- command line
-def _main(argv: list[str] | None = None) -> int:
-    from helpers import acquire
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`scan`'s arguments (helpers.cli runs the command)."""
+    parser.add_argument("root", nargs="?", help=f"data root (default: ${config.DATA_ENV} or data/)")
 
-    parser = argparse.ArgumentParser(prog="python -m helpers.data", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    scan_cmd = commands.add_parser("scan", help="index and open every image; print counts and bad files")
-    scan_cmd.add_argument("root", nargs="?", help=f"data root (default: ${config.DATA_ENV} or data/)")
-    download = commands.add_parser("download", help="fetch the Kaggle dataset with kagglehub")
-    download.add_argument("--dest", default=str(config.DATA_DIR / acquire.KAGGLE_NAME))
-    importer = commands.add_parser("import", help="unpack a downloaded zip (or copy a folder) into data/")
-    importer.add_argument("source")
-    importer.add_argument("--dest", help="target folder (default: data/<name of the source>)")
-    importer.add_argument("--max-gb", type=float, default=acquire.MAX_UNPACKED_GB,
-                          help="refuse archives that would unpack to more than this")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "scan":
-            print(scan(index_dataset(args.root)))
-        elif args.command == "download":
-            print(f"Data is in {acquire.download_kaggle(args.dest)}")
-        else:
-            target = acquire.import_data(args.source, args.dest, max_bytes=int(args.max_gb * 2**30))
-            print(f"Data is in {target}; use it with {config.DATA_ENV}={target}")
-    except (ValueError, RuntimeError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+def run(args: argparse.Namespace) -> None:
+    print(scan(index_dataset(args.root)))
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    from helpers import cli
+
+    sys.exit(cli.main(prog="python -m helpers.data", names=("scan", "download", "import")))

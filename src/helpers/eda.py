@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import config, spectrum
-from helpers.data import CLASS_NAMES
+from helpers.config import CLASS_NAMES
 
 # A spectral dot or line this many robust standard deviations above its surroundings counts as a
 # periodic trace. Two random halves of one class score 2.5 to 5.5 on the shared sets; dots get a
