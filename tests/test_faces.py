@@ -87,7 +87,7 @@ def test_level_eyes_turns_a_tilted_face_level():
 
 def test_too_few_faces_is_a_clear_error():
     scenes = [skimage.data.coffee(), skimage.data.rocket(), skimage.data.astronaut()]
-    with pytest.raises(faces.NoCropStyleError, match="only 1 of 3 training images"):
+    with pytest.raises(faces.TooFewFacesError, match="only 1 of 3 training images"):
         faces.measure_crop_style(scenes)
 
 

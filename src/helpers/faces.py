@@ -30,7 +30,7 @@ ALIGNED_MAX_TILT = 5.0  # degrees: when 9 in 10 training faces have eyes this le
 STYLE_KEY = "face_crop"  # where the sidecar keeps the CropStyle
 
 
-class NoCropStyleError(ValueError):
+class TooFewFacesError(ValueError):
     """Too few faces were found in the training images to measure how they were cropped."""
 
 
@@ -143,7 +143,7 @@ def find_faces(photo: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> lis
 def measure_crop_style(crops: list[np.ndarray]) -> CropStyle:
     """Measure how training crops frame their faces: the medians over the crops where a face was found.
 
-    Raises NoCropStyleError when a face is found in fewer than MIN_FACE_FRACTION of them.
+    Raises TooFewFacesError when a face is found in fewer than MIN_FACE_FRACTION of them.
     """
     rows = []
     for crop, found in zip(crops, find_faces_in_many(crops)):
@@ -155,7 +155,7 @@ def measure_crop_style(crops: list[np.ndarray]) -> CropStyle:
         rows.append((math.sqrt(width * height) / face.size, (width / 2 - centre_x) / face.size,
                      (height / 2 - centre_y) / face.size, abs(face.tilt)))
     if len(rows) < max(1, MIN_FACE_FRACTION * len(crops)):
-        raise NoCropStyleError(f"A face was found in only {len(rows)} of {len(crops)} training images, "
+        raise TooFewFacesError(f"A face was found in only {len(rows)} of {len(crops)} training images, "
                                "too few to measure how they were cropped.")
     scale, offset_x, offset_y, tilt = np.asarray(rows).T
     tilt_p90 = float(np.percentile(tilt, 90))

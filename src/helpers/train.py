@@ -371,7 +371,7 @@ def crop_style(train: pd.DataFrame) -> dict | None:
     """
     try:
         return faces.crop_style_of(train["path"]).as_dict()
-    except faces.NoCropStyleError as err:
+    except faces.TooFewFacesError as err:
         print(f"{err} Predictions on photos will score whole images.")
         return None
 
