@@ -50,10 +50,12 @@ def compose_photo(crop: np.ndarray, background: np.ndarray, rng: np.random.Gener
 
 def per_image(predictions: list[predict.Prediction], names: list[str]) -> tuple[np.ndarray, dict]:
     """One p(fake) per image, from its largest face (the subject); and how many images had 0, 1, 2+ faces."""
+    def area(p: predict.Prediction) -> int:
+        return p.box[2] * p.box[3] if p.box else 0
+
     best: dict[str, predict.Prediction] = {}
     for p in predictions:
-        size = (p.box[2] * p.box[3]) if p.box else 0
-        if p.source not in best or size > (best[p.source].box[2] * best[p.source].box[3] if best[p.source].box else 0):
+        if p.source not in best or area(p) > area(best[p.source]):
             best[p.source] = p
     found = [best[name].faces_found or 0 for name in names]
     counts = {"no face": sum(n == 0 for n in found), "one face": sum(n == 1 for n in found),

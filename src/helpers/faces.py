@@ -198,8 +198,3 @@ def crop_face(photo: np.ndarray, face: Face, style: CropStyle) -> np.ndarray:
     region = Image.fromarray(np.ascontiguousarray(_square(photo, pivot_x, pivot_y, big)))
     turned = np.asarray(region.rotate(face.tilt, resample=Image.BICUBIC))
     return _square(turned, big / 2 + dx, big / 2 + dy, side)
-
-
-def face_crops(photo: np.ndarray, style: CropStyle, size: int) -> list[tuple[Face, np.ndarray]]:
-    """Each face found in a photo with its crop, resized to the model's input size."""
-    return [(face, images.resize(crop_face(photo, face, style), size)) for face in find_faces(photo)]
