@@ -239,11 +239,11 @@ def step_subset(root: Path, state: Path) -> dict:
 
 def _lesson_data(root: Path, name: str) -> dict:
     """What lessons 01-05 do first: index, scan, keep the usable images, take the profile's subset, split."""
-    from helpers import config, train
+    from helpers import config, data, train
 
     profile = config.get_profile(name)
     started = time.perf_counter()
-    frames = train.load_frames(root, profile, verbose=False)
+    frames = data.load_frames(root, profile, verbose=False)
     profile = train.fit_to_data(profile, frames)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "images": sum(len(f) for f in frames.values()), "image_size": profile.image_size}

@@ -337,14 +337,12 @@ def test_command_line_scan_prints_counts(dfdc, capsys):
 
 
 def test_a_split_with_one_class_is_refused_before_training(tmp_path, capsys):
-    from helpers import train
-
     for split, classes in (("Train", ("Real", "Fake")), ("Validation", ("Real",)), ("Test", ("Real", "Fake"))):
         for name in classes:
             for i in range(3):
                 write_jpeg(tmp_path / "root" / split / name / f"{name}_{i}.jpg", seed=zlib.crc32(f"{split}{name}{i}".encode()))
     (tmp_path / "root" / "Validation" / "Fake").mkdir()  # the layout is right; the folder is empty
-    frames = train.load_frames(tmp_path / "root", config.get_profile("smoke"), verbose=False)
+    frames = data.load_frames(tmp_path / "root", config.get_profile("smoke"), verbose=False)
     with pytest.raises(data.DatasetLayoutError, match="validation split .* has no fake images"):
         data.require_both_classes(frames)
     data.require_both_classes(frames, splits=("train", "test"))  # those have both

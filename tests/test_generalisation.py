@@ -7,7 +7,7 @@ from helpers import config, data, generalisation, train
 
 @pytest.fixture(scope="module")
 def smoke_frames(dfdc):
-    return train.load_frames(dfdc, config.get_profile("smoke"), verbose=False)
+    return data.load_frames(dfdc, config.get_profile("smoke"), verbose=False)
 
 
 def test_real_plus_sbi_keeps_no_real_fake(smoke_frames):

@@ -36,7 +36,7 @@ def smoke_run(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
     monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
     profile = config.get_profile("smoke")
-    frames = train.load_frames(None, profile, verbose=False)
+    frames = data.load_frames(None, profile, verbose=False)
     profile = train.fit_to_data(profile, frames)
     namespace = {"profile": profile, "frames": frames, "config": config, "backbones": backbones, "data": data,
                  "train": train, "classifier": classifier, "lessons": lessons, "print": lambda *args, **kwargs: None,

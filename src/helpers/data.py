@@ -357,6 +357,16 @@ def by_split(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return parts
 
 
+def load_frames(root: str | os.PathLike | None = None, profile: config.Profile | None = None,
+                verbose: bool = True) -> dict[str, pd.DataFrame]:
+    """Index, scan and subset a data root; return its usable images by split."""
+    frame, report = load_split(root, profile, progress=verbose)
+    if verbose:
+        print(f"{len(frame)} images in the {(profile or config.get_profile()).name} profile; "
+              f"{len(report.bad)} unreadable files left out.")
+    return by_split(frame)
+
+
 def require_both_classes(frames: dict[str, pd.DataFrame], splits=("train", "validation")) -> None:
     """Refuse, before any training, a split that lacks real or fake images (DatasetLayoutError).
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import backbones, config, metrics, train
+from helpers import backbones, config, data, metrics, train
 from helpers import classifier
 
 CAPSTONE_LAYERS = 30  # the original project unfroze "the top 30 layers"
@@ -119,7 +119,7 @@ def climb(root=None, profile: config.Profile | str | None = "cpu", out_dir=None,
     profile = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
     root = config.data_root(root)
     out_dir = Path(out_dir or config.MODELS_DIR / f"ladder-{profile.name}-{root.name}")
-    frames = train.load_frames(root, profile, verbose=verbose != 0)
+    frames = data.load_frames(root, profile, verbose=verbose != 0)
     profile = train.fit_to_data(profile, frames)
     backbone, _ = backbones.resolve_backbone(config.backbone_name(backbone))
     labels, val_labels = frames["test"]["label"].to_numpy(), frames["validation"]["label"].to_numpy()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import backbones, config, saving, train
+from helpers import backbones, config, data, saving, train
 from helpers import classifier
 from helpers.errors import MissingModelError
 from helpers.predict import Detector
@@ -46,7 +46,7 @@ def load_stage1(root=None, profile: config.Profile | str | None = None, verbose:
     folder = train.model_dir(root, profile) / "stage1"
 
     def make():
-        frames = train.load_frames(root, profile, verbose=False)
+        frames = data.load_frames(root, profile, verbose=False)
         fitted = train.fit_to_data(profile, frames)
         name, _ = backbones.resolve_backbone(config.backbone_name())
         model = classifier.build_classifier(name, fitted.image_size, augmentations=fitted.augmentations)

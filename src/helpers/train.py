@@ -336,15 +336,6 @@ def model_dir(root=None, profile: config.Profile | None = None, mode: str = "rea
     return config.MODELS_DIR / f"{profile.name}-{config.data_root(root).name}{suffix}"
 
 
-def load_frames(root=None, profile: config.Profile | None = None, verbose: bool = True) -> dict[str, pd.DataFrame]:
-    """Index, scan and subset a data root; return its usable images by split."""
-    frame, report = data.load_split(root, profile, progress=verbose)
-    if verbose:
-        print(f"{len(frame)} images in the {(profile or config.get_profile()).name} profile; "
-              f"{len(report.bad)} unreadable files left out.")
-    return data.by_split(frame)
-
-
 def fit_to_data(profile: config.Profile, frames: dict[str, pd.DataFrame]) -> config.Profile:
     """The profile with its image size settled for this data.
 
@@ -475,7 +466,7 @@ def train(root=None, profile: config.Profile | str | None = None, out_dir=None, 
                                 "--overwrite to replace it once the new one is trained.")
     final_dir, out_dir = out_dir, out_dir.with_name(out_dir.name + PARTIAL_SUFFIX)
     config.set_seeds()
-    frames = with_mode(load_frames(root, profile, verbose=verbose != 0), mode)
+    frames = with_mode(data.load_frames(root, profile, verbose=verbose != 0), mode)
     data.require_both_classes(frames)
     profile = fit_to_data(profile, frames)
     name, reason = backbones.resolve_backbone(config.backbone_name(backbone))
