@@ -9,6 +9,7 @@ import io
 import shutil
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -284,3 +285,15 @@ def test_watermark_is_stamped_in_the_bottom_right_corner(faces):
     changed = np.abs(stamped.astype(int) - faces[0]).sum(axis=-1) > 0
     rows, cols = np.nonzero(changed)
     assert changed.any() and rows.min() > SIZE // 2 and cols.min() > SIZE // 4
+
+
+def test_the_audit_plots_return_figures(tmp_path):
+    for index, seed in enumerate((7, 8)):
+        pixels = np.random.default_rng(seed).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{index}.png")
+    pairs = pd.DataFrame({"path_a": [str(tmp_path / "0.png")], "path_b": [str(tmp_path / "1.png")],
+                          "relpath_a": ["0.png"], "relpath_b": ["1.png"], "kind": ["near"], "distance": [2]})
+    aucs = pd.DataFrame({"feature": ["jpeg_quality", "width"], "auc": [0.95, 0.5], "severity": ["critical", "ok"]})
+    figures = [audit.plot_feature_aucs(aucs), audit.plot_pairs(pairs)]
+    assert [len(figure.axes) for figure in figures] == [1, 2]
+    plt.close("all")

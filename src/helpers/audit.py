@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import imagehash
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from helpers import config, data
 from helpers.errors import FolderExistsError
-from helpers.images import load_image
+from helpers.images import load_image, load_resized
 
 # Thresholds: named here so a learner can see, and change, what counts as a problem.
 # Perceptual hashes (64 bits) this close or closer are "the same picture". A re-saved or resized
@@ -570,3 +571,28 @@ def plant_shortcuts(frame: pd.DataFrame, folder: str | Path, watermark: bool = T
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(target, quality=fake_quality if (is_fake and fake_quality) else quality)
     return folder
+
+
+def plot_feature_aucs(aucs: pd.DataFrame, warning: float = SHORTCUT_WARNING_AUC, critical: float = SHORTCUT_CRITICAL_AUC,
+                      top: int = 15) -> plt.Figure:
+    """The audit's per-property AUCs as bars, strongest first, with the warning and critical lines."""
+    shown = aucs.head(top).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(shown) + 1.2))
+    ax.barh(shown["feature"], shown["auc"], color=["C3" if s != "ok" else "C0" for s in shown["severity"]])
+    for value, label in ((0.5, "chance"), (warning, "warning"), (critical, "critical")):
+        ax.axvline(value, color="grey", lw=0.8, ls=":")
+        ax.text(value, len(shown) - 0.4, label, fontsize=8, ha="center")
+    ax.set(xlim=(0.45, 1.0), xlabel="ROC-AUC of the property alone", title="Which properties tell the classes apart?")
+    return fig
+
+
+def plot_pairs(pairs: pd.DataFrame, size: int = 112) -> plt.Figure:
+    """Each duplicate pair (rows of an audit's `duplicates`) side by side, with where each file sits."""
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(4.4, 2.3 * len(pairs)), squeeze=False)
+    for row, pair in zip(axes, pairs.itertuples()):
+        for ax, path, relpath in ((row[0], pair.path_a, pair.relpath_a), (row[1], pair.path_b, pair.relpath_b)):
+            ax.imshow(load_resized(path, size))
+            ax.set_title(f"{relpath}\n({pair.kind}, {pair.distance} bits)", fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
