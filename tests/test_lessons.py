@@ -3,8 +3,8 @@ import shutil
 
 import pytest
 
-from helpers import config, lessons, predict, train
-from helpers.errors import MissingModelError
+from helpers import config, files, lessons, predict, saving, train
+from helpers.errors import FolderExistsError, MissingModelError
 
 
 @pytest.fixture
@@ -53,3 +53,25 @@ def test_a_missing_model_stops_a_notebook_with_one_line(models_dir, tmp_path):
     assert len(lines) == 1 and "\n" not in lines[0]
     assert f"python -m helpers.train --data {tmp_path / 'my-faces'} --profile cpu" in lines[0]
     assert "min on 2 CPU cores" in lines[0]
+
+
+def write_sidecar(folder, data_root):
+    folder.mkdir(parents=True)
+    files.write_json(folder / saving.SIDECAR_FILE, {"backbone": "efficientnet_lite0", "image_size": 96,
+                                                    "class_names": ["real", "fake"], "threshold": 0.5,
+                                                    "data": {"root": str(data_root)}})
+
+
+@pytest.mark.parametrize("saved", ["", "stage1"])
+def test_two_data_roots_with_one_folder_name_never_share_a_model(models_dir, tmp_path, saved):
+    first, second = tmp_path / "a" / "faces", tmp_path / "b" / "faces"
+    first.mkdir(parents=True), second.mkdir(parents=True)
+    folder = train.model_dir(first, config.get_profile("smoke"))
+    write_sidecar(folder / saved, first)
+    assert train.model_dir(first, config.get_profile("smoke")) == folder
+    with pytest.raises(FolderExistsError, match=f"trained on {first}, another data root called 'faces'"):
+        train.model_dir(second, config.get_profile("smoke"))
+    with pytest.raises(FolderExistsError, match="another data root"):
+        lessons.load_final_model(second, "smoke")  # rather than serve the first root's model
+    first.rename(tmp_path / "a" / "moved")  # the first root is gone: its model may be this data, moved
+    assert train.model_dir(second, config.get_profile("smoke")) == folder

@@ -330,10 +330,24 @@ def joined_history(*stages: pd.DataFrame) -> pd.DataFrame:
 
 
 def model_dir(root=None, profile: config.Profile | None = None, mode: str = "real+fake") -> Path:
-    """Where the lessons keep a model: models/<profile>-<data folder>, plus -<mode> for the SBI modes."""
+    """Where the lessons keep a model: models/<profile>-<data folder>, plus -<mode> for the SBI modes.
+
+    Two data roots with the same folder name share that name. A folder holding a model (or its stage 1)
+    trained on another data root that still exists is refused (FolderExistsError), so that neither
+    model is read for the other nor overwritten. One whose data root is gone (moved here) is used.
+    """
     profile = profile or config.get_profile()
     suffix = "" if mode == "real+fake" else "-" + mode.replace("+", "-")
-    return config.MODELS_DIR / f"{profile.name}-{config.data_root(root).name}{suffix}"
+    root = config.data_root(root)
+    folder = config.MODELS_DIR / f"{profile.name}-{root.name}{suffix}"
+    for trained in (folder, folder / "stage1"):
+        if (trained / saving.SIDECAR_FILE).is_file():
+            other = saving.read_metadata(trained).get("data", {}).get("root")
+            if other and Path(other).is_dir() and not Path(other).resolve().is_relative_to(root):
+                raise FolderExistsError(
+                    f"{trained} holds a model trained on {other}, another data root called {root.name!r}: "
+                    f"rename one of the two data folders, move {folder} away, or train with --out.")
+    return folder
 
 
 def fit_to_data(profile: config.Profile, frames: dict[str, pd.DataFrame]) -> config.Profile:
