@@ -52,7 +52,9 @@ def colab(monkeypatch, tmp_path, clean_env):
     package.userdata = types.SimpleNamespace(get=get, SecretNotFoundError=SecretNotFoundError,
                                              NotebookAccessError=NotebookAccessError)
     package.output = types.SimpleNamespace(enable_custom_widget_manager=enable_custom_widget_manager)
-    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    import google  # the real namespace package (protobuf, which TensorFlow imports, lives in it)
+
+    monkeypatch.setattr(google, "colab", package, raising=False)
     monkeypatch.setitem(sys.modules, "google.colab", package)
     monkeypatch.setattr(notebook, "DRIVE_MOUNT", mount_point)
     monkeypatch.setattr(notebook, "DRIVE_FOLDER", mount_point / "MyDrive" / "deepfake-lessons")
@@ -155,3 +157,26 @@ def test_lesson_00_without_data_says_what_to_do(monkeypatch, tmp_path):
                       for output in cell.outputs)
     assert f"No images in {empty} yet" in printed and "python -m helpers.standin" in printed
     assert "Nothing to scan yet" in printed and "Skipped: this check copies" in printed
+
+
+@pytest.fixture
+def shell():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    yield InteractiveShell.instance()
+    InteractiveShell.clear_instance()
+
+
+def test_ctrl_c_in_a_lesson_ends_the_cell_with_one_line(shell, capsys):
+    shell.run_cell("raise KeyboardInterrupt")
+    assert "Traceback" in capsys.readouterr().out  # what IPython shows by itself
+
+    notebook.interrupts_in_one_line(shell)
+    result = shell.run_cell("raise KeyboardInterrupt('models/x is as it was.')")
+    shown = capsys.readouterr()
+    assert shown.err == "Interrupted: models/x is as it was.\n" and "Traceback" not in shown.out
+    assert isinstance(result.error_in_exec, KeyboardInterrupt), "the cell still fails, so Run All stops there"
+    shell.run_cell("raise KeyboardInterrupt")
+    assert capsys.readouterr().err.startswith("Interrupted: the cell stopped here")
+    shell.run_cell("1 / 0")
+    assert "ZeroDivisionError" in capsys.readouterr().out, "other errors keep their traceback"

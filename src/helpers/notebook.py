@@ -1,5 +1,5 @@
 """What the first code cell of every lesson calls: version checks, the profile, seeds, plot style,
-where files are kept (Google Drive on Colab), and whether the data is there."""
+where files are kept (Google Drive on Colab), whether the data is there, and Ctrl-C in one line."""
 from __future__ import annotations
 
 import os
@@ -134,8 +134,27 @@ def report_data(root=None) -> tuple[str, Path] | None:
     return found
 
 
+def interrupts_in_one_line(shell=None) -> None:
+    """In a Jupyter kernel, Ctrl-C (or the Stop button) ends a cell with one line instead of a traceback.
+
+    The line is the KeyboardInterrupt's own message when it has one: `train.train` says there what it
+    kept. The cell still counts as failed, so "Run All" stops at it.
+    """
+    shell = shell or getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    if shell is None:  # plain Python: Ctrl-C is left as it is
+        return
+
+    def one_line(shell, etype, value, tb, tb_offset=None):
+        print(f"Interrupted: {str(value) or 'the cell stopped here; files that earlier cells saved are kept.'}",
+              file=sys.stderr)
+
+    shell.set_custom_exc((KeyboardInterrupt,), one_line)
+
+
 def start(profile: str | None = None, use_drive: bool = True) -> config.Profile:
     """Check versions, choose the profile, seed everything, set the plot style, and say what this run uses.
+
+    Ctrl-C then ends a cell with one line (`interrupts_in_one_line`).
 
     On Colab it also keeps files on Google Drive (unless `use_drive=False`) and downloads the data when
     it is missing and a Kaggle token is set. Returns the profile.
@@ -151,6 +170,7 @@ def start(profile: str | None = None, use_drive: bool = True) -> config.Profile:
     chosen, source = choose_profile(profile)
     config.set_seeds()
     plots.use_style()
+    interrupts_in_one_line()
     print(" | ".join(f"{name} {version}" for name, version in versions.items()))
     print(f"{config.describe(chosen)} | profile {source}")
     if in_colab():

@@ -19,6 +19,7 @@ back, an unfinished stage from its backup.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -479,60 +480,79 @@ def train(root=None, profile: config.Profile | str | None = None, out_dir=None, 
         raise FolderExistsError(f"{out_dir} already holds a trained model: choose another --out, or pass "
                                 "--overwrite to replace it once the new one is trained.")
     final_dir, out_dir = out_dir, out_dir.with_name(out_dir.name + PARTIAL_SUFFIX)
-    config.set_seeds()
-    frames = with_mode(data.load_frames(root, profile, verbose=verbose != 0), mode)
-    data.require_both_classes(frames)
-    profile = fit_to_data(profile, frames)
-    name, reason = backbones.resolve_backbone(config.backbone_name(backbone))
-    print(f"Backbone: {name} ({reason}).")
-    mixed = uses_mixed_precision(profile) if mixed_precision is None else mixed_precision
-    settings = _stage1_settings(profile, name, mode, frames, mixed)
-    strategy = strategy or distribution_strategy()
-    with strategy.scope():  # every variable (model, optimizer, metrics) is made on every device
-        if mixed or strategy.num_replicas_in_sync > 1:
-            print(f"Training in {settings['dtype_policy']} on {strategy.num_replicas_in_sync} device(s), "
-                  f"{global_batch_size(profile)} images per step.")
-        started = time.perf_counter()
-        resumed = finished_stage1(out_dir / "stage1", settings)
-        if resumed:
-            model, stage1, stage1_seconds = resumed
-            print(f"Stage 1 was finished by an earlier run: loaded it from {out_dir / 'stage1'}.")
-        else:
-            model = classifier.build_classifier(name, profile.image_size, augmentations=profile.augmentations,
-                                              mixed_precision=mixed)
-            stage1 = train_stage1(model, frames["train"], frames["validation"], profile, out_dir, verbose=verbose,
-                                  deadline=deadline)
-            stage1_seconds = time.perf_counter() - started
-            save_trained(model, name, profile, frames, joined_history(stage1), out_dir / "stage1", extra={
-                "mode": mode, "training": {"stage1_seconds": round(stage1_seconds, 1), "settings": settings,
-                                           "stopped_by_time_budget": stage1.attrs["stopped_by_time_budget"]}})
-        stage2 = None  # not started when stage 1 spent the time budget
-        if deadline is None or time.monotonic() < deadline:
-            stage2 = train_stage2(model, frames["train"], frames["validation"], profile, out_dir, n_blocks=n_blocks,
-                                  verbose=verbose, deadline=deadline)
-        stages = [stage1] if stage2 is None else [stage1, stage2]
-        seconds = time.perf_counter() - started + (stage1_seconds if resumed else 0.0)  # with the earlier stage 1
-        stopped = next((frame["stage"].iloc[0] for frame in stages if frame.attrs["stopped_by_time_budget"]), None)
-        if stopped:
-            print(f"The time budget of {profile.time_budget_s:g} s ran out in {stopped}: training stopped after "
-                  f"that epoch{', before fine-tuning' if stage2 is None else ''}; the best epoch's weights are kept.")
-        history = joined_history(*stages)
-        if mixed:  # what `train` returns is the model it saves
-            model = classifier.with_dtype_policy(model, "float32")
-        metadata = save_trained(model, name, profile, frames, history, out_dir, extra={
-            "mode": mode,
-            "training": {"stage1_seconds": round(stage1_seconds, 1), "total_seconds": round(seconds, 1),
-                         "stage1_feature_cache": profile.feature_cache,
-                         "unfrozen_blocks": [] if stage2 is None else stage2.attrs["unfrozen_blocks"],
-                         "epochs": {"stage1": len(stage1), "stage2": 0 if stage2 is None else len(stage2)},
-                         "dtype_policy": settings["dtype_policy"], "replicas": strategy.num_replicas_in_sync,
-                         "global_batch_size": global_batch_size(profile), "time_budget_s": profile.time_budget_s,
-                         "stopped_by_time_budget": stopped, "stage1_loaded_from_an_earlier_run": bool(resumed)},
-        })
-    replace_folder(out_dir, final_dir)
+    with kept_on_interrupt(final_dir, out_dir):
+        config.set_seeds()
+        frames = with_mode(data.load_frames(root, profile, verbose=verbose != 0), mode)
+        data.require_both_classes(frames)
+        profile = fit_to_data(profile, frames)
+        name, reason = backbones.resolve_backbone(config.backbone_name(backbone))
+        print(f"Backbone: {name} ({reason}).")
+        mixed = uses_mixed_precision(profile) if mixed_precision is None else mixed_precision
+        settings = _stage1_settings(profile, name, mode, frames, mixed)
+        strategy = strategy or distribution_strategy()
+        with strategy.scope():  # every variable (model, optimizer, metrics) is made on every device
+            if mixed or strategy.num_replicas_in_sync > 1:
+                print(f"Training in {settings['dtype_policy']} on {strategy.num_replicas_in_sync} device(s), "
+                      f"{global_batch_size(profile)} images per step.")
+            started = time.perf_counter()
+            resumed = finished_stage1(out_dir / "stage1", settings)
+            if resumed:
+                model, stage1, stage1_seconds = resumed
+                print(f"Stage 1 was finished by an earlier run: loaded it from {out_dir / 'stage1'}.")
+            else:
+                model = classifier.build_classifier(name, profile.image_size, augmentations=profile.augmentations,
+                                                  mixed_precision=mixed)
+                stage1 = train_stage1(model, frames["train"], frames["validation"], profile, out_dir, verbose=verbose,
+                                      deadline=deadline)
+                stage1_seconds = time.perf_counter() - started
+                save_trained(model, name, profile, frames, joined_history(stage1), out_dir / "stage1", extra={
+                    "mode": mode, "training": {"stage1_seconds": round(stage1_seconds, 1), "settings": settings,
+                                               "stopped_by_time_budget": stage1.attrs["stopped_by_time_budget"]}})
+            stage2 = None  # not started when stage 1 spent the time budget
+            if deadline is None or time.monotonic() < deadline:
+                stage2 = train_stage2(model, frames["train"], frames["validation"], profile, out_dir, n_blocks=n_blocks,
+                                      verbose=verbose, deadline=deadline)
+            stages = [stage1] if stage2 is None else [stage1, stage2]
+            seconds = time.perf_counter() - started + (stage1_seconds if resumed else 0.0)  # with the earlier stage 1
+            stopped = next((frame["stage"].iloc[0] for frame in stages if frame.attrs["stopped_by_time_budget"]),
+                           None)
+            if stopped:
+                print(f"The time budget of {profile.time_budget_s:g} s ran out in {stopped}: training stopped "
+                      f"after that epoch{', before fine-tuning' if stage2 is None else ''}; the best epoch's "
+                      "weights are kept.")
+            history = joined_history(*stages)
+            if mixed:  # what `train` returns is the model it saves
+                model = classifier.with_dtype_policy(model, "float32")
+            metadata = save_trained(model, name, profile, frames, history, out_dir, extra={
+                "mode": mode,
+                "training": {"stage1_seconds": round(stage1_seconds, 1), "total_seconds": round(seconds, 1),
+                             "stage1_feature_cache": profile.feature_cache,
+                             "unfrozen_blocks": [] if stage2 is None else stage2.attrs["unfrozen_blocks"],
+                             "epochs": {"stage1": len(stage1), "stage2": 0 if stage2 is None else len(stage2)},
+                             "dtype_policy": settings["dtype_policy"], "replicas": strategy.num_replicas_in_sync,
+                             "global_batch_size": global_batch_size(profile), "time_budget_s": profile.time_budget_s,
+                             "stopped_by_time_budget": stopped, "stage1_loaded_from_an_earlier_run": bool(resumed)},
+            })
+        replace_folder(out_dir, final_dir)
     print(f"Saved {final_dir}: validation ROC-AUC {metadata['validation']['roc_auc']:.3f}, "
           f"threshold {metadata['threshold']:.3f}, {seconds / 60:.1f} min.")
     return TrainResult(model, history, metadata, frames)
+
+
+@contextlib.contextmanager
+def kept_on_interrupt(final_dir: Path, partial_dir: Path):
+    """Ctrl-C (or a notebook's Stop button) becomes a KeyboardInterrupt that says what was kept.
+
+    helpers.cli prints it as one line, and so does a lesson's kernel (`notebook.start`).
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        kept = f"{final_dir} is as it was" if final_dir.exists() else f"no model was saved in {final_dir}"
+        if partial_dir.exists():
+            kept += (f"; {partial_dir.name} keeps the epochs finished so far, and training the same way again "
+                     "resumes from there")
+        raise KeyboardInterrupt(f"{kept}.") from None
 
 
 def replace_folder(new: Path, target: Path) -> None:
@@ -559,13 +579,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    try:
-        train(args.data, args.profile, args.out, args.backbone, n_blocks=args.unfreeze_blocks, mode=args.mode,
-              overwrite=args.overwrite)
-    except KeyboardInterrupt:  # helpers.cli prints this message in its one line
-        out = Path(args.out) if args.out else model_dir(args.data, config.get_profile(args.profile), args.mode)
-        raise KeyboardInterrupt(f"{out} is as it was; {out.name}{PARTIAL_SUFFIX} keeps the epochs finished so far, "
-                                "and the same command resumes from there.") from None
+    train(args.data, args.profile, args.out, args.backbone, n_blocks=args.unfreeze_blocks, mode=args.mode,
+          overwrite=args.overwrite)
 
 
 if __name__ == "__main__":
