@@ -13,18 +13,17 @@ PACKAGE = ROOT / "src" / "helpers"
 STEPS = {
     "settings": ["config", "errors", "files", "tensorflow_logs", "plots"],
     "data": ["images", "data", "acquire", "sbi", "standin", "faces"],
+    "measuring": ["metrics"],
     "looking before training": ["eda", "spectrum", "audit", "augment"],
     "model": ["torch_checkpoint", "backbones", "classifier", "probe", "train", "ladder"],
     "the saved model folder": ["saving"],
-    "using it": ["metrics", "evaluate", "evaluation_plots", "gradcam", "robustness", "generalisation", "predict",
+    "using it": ["evaluate", "evaluation_plots", "gradcam", "robustness", "generalisation", "predict",
                  "export", "demo", "web_app", "lessons"],
     "ways in": ["notebook", "cli"],
 }
-# Imports against that order, on purpose (README says so under the table).
+# An import against that order, on purpose (README says so under the table).
 ALLOWED = {
     ("train", "saving"): "training writes the saved model folder through the contract that everything after reads",
-    ("train", "metrics"): "training measures its validation split (ROC-AUC, the threshold) as lesson 05 does",
-    ("ladder", "metrics"): "the same, for each rung of the capstone's ladder",
 }
 STEP_OF = {module: position for position, modules in enumerate(STEPS.values()) for module in modules}
 

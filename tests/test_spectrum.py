@@ -1,6 +1,6 @@
 """The Fourier view of images (helpers.spectrum), checked on synthetic images whose answer is known.
 
-The image makers here are shared with test_eda and test_augment.
+The image makers here are shared with test_eda, test_augment and test_robustness.
 """
 import numpy as np
 import pytest

@@ -1,29 +1,19 @@
-"""Data augmentation for training, and the image perturbations used to test robustness.
+"""Data augmentation for training: the Keras layers the model applies to each batch while it trains.
 
-Two different jobs live here:
-
-* Training augmentation: Keras layers the model applies to each batch while it trains
-  (`augmentation_layers`). They change nothing at inference.
-* Robustness perturbations: plain NumPy / PIL functions that degrade an image the way the internet
-  does (JPEG re-compression, downscaling, blur, noise), deterministically, so lesson 05 can measure
-  how a detector copes (`PERTURBATIONS`, `apply_perturbation`). How much of an image's fine
-  detail each one leaves is measured with `helpers.spectrum` (`perturbation_table`, `layer_table`).
+`augmentation_layers` builds them: the original project's recipe (flip, rotation, zoom) and two
+optional layers, `RandomJpeg` and `RandomBlur`. They change nothing at inference. `layer_table`
+measures how much fine detail each one keeps, with `helpers.spectrum`. The perturbations lesson 05
+tests a detector against (plain NumPy / PIL, no TensorFlow) are in `helpers.robustness`.
 
 Images are float32 in 0..255 inside the model and uint8 everywhere else; nothing is rescaled to
 0..1 here, because the backbones rescale their own input.
 """
 from __future__ import annotations
 
-import io
-import zlib
-
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from PIL import Image, ImageFilter
-from skimage.metrics import peak_signal_noise_ratio
 
 from helpers import config, spectrum
 
@@ -191,103 +181,7 @@ def preview_gallery(images, layers, draws: int = 4) -> tuple[list[np.ndarray], l
     return gallery, titles
 
 
-# ----------------------------------------------------------------------------- robustness perturbations
-
-
-def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    """Re-compress as JPEG at `quality` (1..95; lower is harsher), as a photo shared online would be."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality))
-    return np.asarray(Image.open(buffer).convert("RGB"))
-
-
-def downscale(image: np.ndarray, factor: float) -> np.ndarray:
-    """Shrink by `factor` (> 1 is harsher) and scale back up: the detail lost on the way stays lost."""
-    height, width = image.shape[:2]
-    small = (max(1, round(width / factor)), max(1, round(height / factor)))
-    reduced = Image.fromarray(image).resize(small, Image.BICUBIC, reducing_gap=None)
-    return np.asarray(reduced.resize((width, height), Image.BICUBIC))
-
-
-def blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur with standard deviation `sigma` pixels."""
-    return np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius=float(sigma))))
-
-
-def noise(image: np.ndarray, std: float, seed: int | None = None) -> np.ndarray:
-    """Add Gaussian noise of standard deviation `std` (in 0..255 units), rounded and clipped.
-
-    Without a seed the noise is seeded by the image's own pixels: the same image always gets the
-    same noise, and different images get different noise.
-    """
-    seed = zlib.crc32(np.ascontiguousarray(image).tobytes()) if seed is None else seed
-    rng = np.random.default_rng([config.SEED, seed])
-    noisy = image.astype(np.float64) + rng.normal(0.0, std, image.shape)
-    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
-
-
-# name -> (function, levels from mild to harsh)
-PERTURBATIONS = {
-    "jpeg": (jpeg, [95, 75, 50, 30, 10]),
-    "downscale": (downscale, [1.5, 2, 3, 4, 6]),
-    "blur": (blur, [0.5, 1.0, 1.5, 2.0, 3.0]),
-    "noise": (noise, [2, 4, 8, 16, 32]),
-}
-
-
-def apply_perturbation(images, name: str, level) -> np.ndarray:
-    """Apply one perturbation at one level to every image of a uint8 (N, H, W, 3) batch."""
-    if name not in PERTURBATIONS:
-        raise ValueError(f"Unknown perturbation {name!r}: choose from {list(PERTURBATIONS)}.")
-    function = PERTURBATIONS[name][0]
-    images = np.asarray(images, dtype=np.uint8)
-    return np.stack([function(image, level) for image in images]) if len(images) else images.copy()
-
-
-def perturbation_gallery(image: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
-    """For each perturbation a row: the original, then every level from mild to harsh, with titles."""
-    gallery, titles = [], []
-    for name, (function, levels) in PERTURBATIONS.items():
-        gallery += [image] + [function(image, level) for level in levels]
-        titles += ["original"] + [f"{name} {level}" for level in levels]
-    return gallery, titles
-
-
-def crop(image: np.ndarray, center=(0.45, 0.5), fraction: float = 0.35) -> np.ndarray:
-    """A square cut of `fraction` of the image's side around `center` (row, column as fractions)."""
-    height, width = image.shape[:2]
-    side = max(1, round(min(height, width) * fraction))
-    top = min(max(0, round(center[0] * height - side / 2)), height - side)
-    left = min(max(0, round(center[1] * width - side / 2)), width - side)
-    return image[top:top + side, left:left + side]
-
-
-# ----------------------------------------------------------------------------- measuring what is lost
-
-
-def psnr(original: np.ndarray, changed: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB for 0-255 images (higher is closer; infinite when identical)."""
-    with np.errstate(divide="ignore"):  # identical images: a zero error gives inf, as it should
-        return float(peak_signal_noise_ratio(np.asarray(original), np.asarray(changed), data_range=255))
-
-
-def evidence_kept(originals, changed, cutoff: float = spectrum.HIGH_FREQUENCY_CUTOFF) -> dict[str, float]:
-    """Mean PSNR, high-frequency energy kept and high-frequency correlation over a batch."""
-    pairs = list(zip(np.asarray(originals), np.asarray(changed)))
-    return {"psnr_db": float(np.mean([psnr(a, b) for a, b in pairs])),
-            "hf_energy_kept": float(np.mean([spectrum.high_frequency_kept(a, b, cutoff) for a, b in pairs])),
-            "hf_correlation": float(np.mean([spectrum.high_frequency_correlation(a, b, cutoff) for a, b in pairs]))}
-
-
-def perturbation_table(images, cutoff: float = spectrum.HIGH_FREQUENCY_CUTOFF) -> pd.DataFrame:
-    """`evidence_kept` for every perturbation and level in PERTURBATIONS, one row each."""
-    rows = []
-    for name, (_, levels) in PERTURBATIONS.items():
-        for step, level in enumerate(levels):
-            changed = apply_perturbation(images, name, level)
-            rows.append({"perturbation": name, "step": step, "level": level,
-                         **evidence_kept(images, changed, cutoff)})
-    return pd.DataFrame(rows)
+# ----------------------------------------------------------------------------- what the layers keep
 
 
 def layer_table(images, layers, cutoff: float = spectrum.HIGH_FREQUENCY_CUTOFF) -> pd.DataFrame:
@@ -302,40 +196,3 @@ def layer_table(images, layers, cutoff: float = spectrum.HIGH_FREQUENCY_CUTOFF) 
         kept = [spectrum.high_frequency_kept(a, b, cutoff) for a, b in zip(np.asarray(images), changed)]
         rows.append({"layer": layer.name, "hf_energy_kept": float(np.mean(kept))})
     return pd.DataFrame(rows)
-
-
-def plot_evidence_kept(table: pd.DataFrame) -> plt.Figure:
-    """A `perturbation_table` as two panels: fine-detail energy kept, and how much of it is the original's."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, rows in table.groupby("perturbation", sort=False):
-        axes[0].plot(rows["step"], rows["hf_energy_kept"], marker="o", label=name)
-        axes[1].plot(rows["step"], rows["hf_correlation"], marker="o", label=name)
-    axes[0].set(yscale="log", xlabel="level (0 = mildest)", ylabel="share of energy",
-                title="High-frequency energy kept")
-    axes[1].set(ylim=(-0.1, 1.05), xlabel="level (0 = mildest)", ylabel="correlation",
-                title="Original fine detail still there")
-    axes[0].legend()
-    return fig
-
-
-def perturbation_spectra(images, settings: dict[str, tuple[str, float]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Mean radial spectrum of `images` ("original") and of each perturbed version: label -> (frequencies, power).
-
-    `settings` maps a label to a perturbation and its level, e.g. {"blur 1.5": ("blur", 1.5)}.
-    """
-    profiles = {"original": spectrum.mean_radial_profile(images)}
-    for label, (name, level) in settings.items():
-        profiles[label] = spectrum.mean_radial_profile(apply_perturbation(images, name, level))
-    return profiles
-
-
-def plot_perturbation_spectra(profiles: dict[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
-    """`perturbation_spectra` on a log scale, the original drawn thicker, the high-frequency band shaded."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for label, (frequencies, power) in profiles.items():
-        ax.semilogy(frequencies, power, label=label, linewidth=2.5 if label == "original" else 1.5)
-    ax.axvspan(spectrum.HIGH_FREQUENCY_CUTOFF, spectrum.NYQUIST, color="grey", alpha=0.15)
-    ax.set(xlabel="spatial frequency (cycles per pixel)", ylabel="power (log scale)",
-           title="Where each perturbation removes or adds detail")
-    ax.legend()
-    return fig

@@ -17,7 +17,7 @@ from helpers import gradcam, images, metrics, plots
 from helpers.config import CLASS_NAMES
 from helpers.predict import Detector
 
-# What the level of each perturbation in augment.PERTURBATIONS measures.
+# What the level of each perturbation in robustness.PERTURBATIONS measures.
 LEVEL_NAMES = {"jpeg": "quality", "downscale": "factor", "blur": "sigma", "noise": "std"}
 # (true label, predicted label) -> outcome; "positive" means "called fake".
 OUTCOMES = {("fake", "fake"): "true positive", ("real", "fake"): "false positive",
