@@ -3,15 +3,27 @@ import os
 import re
 import shutil
 import stat
+import sys
 import zipfile
 import zlib
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
-from helpers import acquire, cli, config, data
+from helpers import acquire, cli, config, data, images
 from helpers.errors import FolderExistsError
 from tests.conftest import write_jpeg
+
+# Linux file names are any bytes; macOS and Windows refuse names that are not valid UTF-8 (or UTF-16).
+byte_names = pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="file names must be Unicode here")
+
+
+def undecodable(folder: Path, name: bytes = b"bad\xff.jpg") -> Path:
+    """The path of a file named with bytes that are not UTF-8, as Python holds it (undecodable bytes as surrogates)."""
+    return Path(os.fsdecode(os.fsencode(folder) + b"/" + name))
 
 
 def _splits_root(base, split_names=("Train", "Validation", "Test"), class_names=("Real", "Fake"), n=3):
@@ -70,6 +82,13 @@ def test_flat_split_does_not_depend_on_file_order():
     backward = dict(zip(names[::-1], data._flat_split(names[::-1], seed=1)))
     assert forward == backward
     assert forward != dict(zip(names, data._flat_split(names, seed=2)))  # the seed matters
+
+
+def test_the_flat_split_of_ordinary_names_has_not_changed():
+    names = [f"img_{i}.jpg" for i in range(12)] + ["café.jpg", "日本/顔.png", "a b,c.jpeg"]
+    assert data._flat_split(names, seed=42) == [
+        "test", "train", "validation", "train", "train", "validation", "test", "train", "train", "train", "train",
+        "test", "train", "train", "train"]  # what every earlier version gave: the same data, the same split
 
 
 @pytest.mark.parametrize("make, message", [
@@ -231,6 +250,39 @@ def test_the_cache_of_a_deleted_root_is_forgotten(tmp_path, scan_cache):
     data.scan(data.index_dataset(kept), progress=False)
     (remaining,) = (config.CACHE_DIR / "scan").glob("*.csv")
     assert remaining.name.startswith("kept-")
+
+
+# ----------------------------------------------------------------------------- file names that are not UTF-8
+@byte_names
+@pytest.mark.parametrize("layout", ["flat", "splits"])
+def test_a_file_name_that_is_not_utf8_is_split_scanned_cached_and_printed(flat_root, tmp_path, scan_cache, capsys,
+                                                                         layout):
+    root = flat_root if layout == "flat" else _splits_root(tmp_path / "splits")
+    folders = ("fake", "real") if layout == "flat" else ("Test/Fake", "Train/Real")
+    image = write_jpeg(undecodable(root / folders[0]), seed=7)
+    undecodable(root / folders[1], b"notes\xfe.jpg").write_bytes(b"just some text")
+    frame = data.index_dataset(root)
+    assert {f"{folders[0]}/bad\udcff.jpg", f"{folders[1]}/notes\udcfe.jpg"} <= set(frame["relpath"])
+    first = data.scan(frame, progress=False)
+    assert str(image) in first.good["path"].tolist()
+    assert first.bad["relpath"].tolist() == [f"{folders[1]}/notes\udcfe.jpg"]
+    pd.testing.assert_frame_equal(data.scan(frame, progress=False).files, first.files)  # read back from the cache
+    assert len(scan_cache) == len(frame)  # the second scan opened none
+    assert data.fingerprint(frame) != data.fingerprint(frame[frame["path"] != str(image)])
+    assert cli.main(["scan", str(root)]) == 0
+    assert f"left out: {folders[1]}/notes\\xfe.jpg: not an image file" in capsys.readouterr().out
+
+
+@byte_names
+def test_the_pipeline_reads_a_file_name_that_is_not_utf8(tmp_path):
+    jpeg = write_jpeg(undecodable(tmp_path), seed=1)  # 32 px: decoded by TensorFlow
+    png = undecodable(tmp_path, b"bad\xfe.png")  # decoded by load_image
+    Image.fromarray(np.full((20, 30, 3), 99, np.uint8)).save(png, format="PNG")
+    frame = pd.DataFrame({"path": [str(jpeg), str(png)], "label": [0, 1]})
+    pixels, labels = next(iter(data.make_dataset(frame, image_size=32, batch_size=2)))
+    expected = np.stack([images.load_image(jpeg), images.load_resized(png, 32)])
+    np.testing.assert_array_equal(pixels.numpy(), expected)
+    assert labels.numpy().tolist() == [0, 1]
 
 
 # ----------------------------------------------------------------------------- import and download

@@ -6,6 +6,7 @@ import warnings
 import pytest
 
 from helpers import cli, data, evaluate, metrics, predict, saving
+from tests.test_data import byte_names, undecodable
 from tests.test_predict import write_bad_files
 
 SUMMARY_KEYS = {"n", "counts", "roc_auc", "average_precision", "eer", "at_threshold", "at_0.5", "ci95"}
@@ -122,6 +123,20 @@ def test_command_line_writes_json(trained_model_dir, small_root, tmp_path, capsy
     printed = capsys.readouterr().out
     for words in ("ROC-AUC", "average precision", "at threshold 0.500", "recall real", "skipped: "):
         assert words in printed
+
+
+@byte_names
+def test_a_file_name_that_is_not_utf8_is_scored_and_reported(trained_model_dir, small_root, tmp_path, capsys):
+    real = small_root / "Test" / "Real"
+    shutil.copy(sorted(real.iterdir())[0], undecodable(real))
+    undecodable(small_root / "Test" / "Fake", b"notes\xfe.jpg").write_bytes(b"shopping list\n")
+    out = tmp_path / "metrics.json"
+    assert cli.run_command("evaluate", [str(trained_model_dir), str(small_root), "--json", str(out)]) == 0
+    written = json.loads(out.read_text())  # JSON escapes the undecodable byte (\udcff) and gives it back
+    assert written["counts"] == {"real": 4, "fake": 3}
+    assert "Test/Real/bad\udcff.jpg" in [row["relpath"] for row in written["per_image"]]
+    assert "Test/Fake/notes\udcfe.jpg" in [item["relpath"] for item in written["skipped"]]
+    assert "skipped: Test/Fake/notes\\xfe.jpg: not an image" in capsys.readouterr().out
 
 
 def test_command_line_fails_plainly_on_a_bad_root(trained_model_dir, tmp_path, capsys):

@@ -37,3 +37,13 @@ def test_sha256_of_a_file(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(b"x" * (3 << 20))  # over several read chunks
     assert files.sha256_of(path) == hashlib.sha256(b"x" * (3 << 20)).hexdigest()
+
+
+def test_names_that_are_not_utf8_are_hashed_and_printed_and_ordinary_text_is_left_alone():
+    undecodable = "bad\udcff.jpg"  # b"bad\xff.jpg" as os.fsdecode gives it on a UTF-8 system
+    assert files.printable(undecodable) == "bad\\xff.jpg"
+    assert files.printable(f"left out: /in/{undecodable}: empty") == "left out: /in/bad\\xff.jpg: empty"
+    assert files.printable("x\ud800") == "x\\ud800"  # a lone surrogate that stands for no byte
+    assert files.text_bytes(undecodable) != files.text_bytes("bad\udcfe.jpg")
+    for ordinary in ("café.jpg", "日本/顔.png", "C:\\photos\\a b.jpg", ""):
+        assert files.printable(ordinary) == ordinary and files.text_bytes(ordinary) == ordinary.encode()

@@ -1,5 +1,8 @@
 """Decoding whatever a user hands us: every mode, orientation and kind of bad input."""
 import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -108,3 +111,46 @@ def test_arrays_of_other_types():
 
 def test_resize_gives_the_model_size(photo):
     assert images.load_resized(photo, 16).shape == (16, 16, 3)
+
+
+def test_every_way_in_gives_the_pixels_load_image_then_resize_gives(photo):
+    tall = photo.resize((40, 700)).convert("P")  # several strips (images.STRIP_ROWS), the last one short
+    for source in (_bytes(tall, "PNG", transparency=3), _bytes(photo.convert("LA"), "PNG"), tall, np.asarray(photo)):
+        for size in (16, 40):
+            np.testing.assert_array_equal(images.load_resized(source, size),
+                                          images.resize(images.load_image(source), size))
+    assert tall.mode == "P" and tall.size == (40, 700)  # the caller's image is left as it was
+
+
+PEAK_MEMORY = """
+import sys
+from pathlib import Path
+from helpers import images
+
+def kilobytes(field):  # this process's memory as Linux reports it
+    return int(next(line for line in open("/proc/self/status") if line.startswith(field)).split()[1])
+
+small = Path(sys.argv[1]).with_name("small.png")
+images.load_resized(small, 224), images.load_image(small)  # imports and first allocations: not counted
+Path("/proc/self/clear_refs").write_text("5")  # the peak so far becomes the memory in use now
+before = kilobytes("VmRSS:")
+pixels = images.load_image(sys.argv[1]) if sys.argv[2] == "full" else images.load_resized(sys.argv[1], 224)
+print((kilobytes("VmHWM:") - before) * 1024)
+"""
+
+
+@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK), reason="reads the peak memory as Linux reports it")
+@pytest.mark.parametrize("wanted", ["full", "resized"])
+def test_a_large_palette_image_decodes_without_full_size_copies(tmp_path, wanted):
+    side = 4000
+    indices = np.zeros((side, side), np.uint8)
+    indices[::50], indices[:, ::70] = 1, 2
+    path = tmp_path / "palette.png"
+    palette = Image.fromarray(indices, "P")
+    palette.putpalette([0, 0, 0, 255, 0, 0, 0, 0, 255])
+    palette.save(path, transparency=0)  # 16 megapixels in a few kilobytes, with a transparent colour
+    palette.resize((300, 300)).save(tmp_path / "small.png", transparency=0)
+    result = subprocess.run([sys.executable, "-c", PEAK_MEMORY, str(path), wanted],
+                            capture_output=True, text=True, check=True)
+    copies = int(result.stdout) / (side * side * 3)  # in full-size RGB arrays
+    assert copies < 3  # the decoded image and the result: 1.7 (full), 2.0 (resized); converting it whole, 6.0

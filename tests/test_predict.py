@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image
 
 from helpers import cli, files, images, predict, saving
+from tests.test_data import byte_names, undecodable
 
 
 def write_bad_files(folder, jpeg_bytes: bytes) -> dict:
@@ -95,6 +97,33 @@ def test_batches_score_like_single_images(detector, faces):
     assert len({round(score, 6) for score in single}) > 1  # the model does not answer one constant
 
 
+def test_finding_faces_holds_few_whole_photos_at_once(detector, tmp_path, monkeypatch):
+    for i in range(3 * predict.PHOTOS_AT_ONCE):
+        png(tmp_path, f"scene_{i:02d}.png", np.full((40, 60, 3), i, np.uint8))
+    held, most, lock = [0], [0], threading.Lock()  # photos decoded and not yet scored; the most at once
+    load, score = detector._load, detector._score
+
+    def counted_load(path, mode):
+        with lock:
+            held[0] += 1
+            most[0] = max(most[0], held[0])
+        return load(path, mode)
+
+    def counted_score(mode, names, loaded):
+        with lock:
+            held[0] -= len(loaded)
+        return score(mode, names, loaded)
+
+    monkeypatch.setattr(detector, "_load", counted_load)
+    monkeypatch.setattr(detector, "_score", counted_score)
+    predictions = detector.predict_files([tmp_path], batch_size=32, progress=False, faces="auto")
+    assert len(predictions) == 3 * predict.PHOTOS_AT_ONCE
+    assert most[0] <= 2 * predict.PHOTOS_AT_ONCE  # this batch and the next one, however large batch_size is
+    most[0] = 0
+    detector.predict_files([tmp_path], batch_size=32, progress=False, faces="off")  # resized images are small
+    assert most[0] == 3 * predict.PHOTOS_AT_ONCE
+
+
 def test_folders_expand_to_their_images_recursively(tmp_path, faces):
     for relative in ("b.jpg", "a/c.PNG", "a/deeper/d.jpeg", "notes.txt", ".hidden/e.jpg", ".f.jpg"):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -145,6 +174,26 @@ def test_command_line_prints_a_table_and_writes_csv(trained_model_dir, faces, tm
     assert len(table) == 4 and table["error"].notna().sum() == 3
     scored = table[table["error"].isna()].iloc[0]
     assert scored["faces_found"] == 1 and scored["face"] == 1 and scored["box_width"] > 40  # a face, boxed
+
+
+@byte_names
+def test_a_file_name_that_is_not_utf8_is_scored_and_printed_escaped(trained_model_dir, detector, faces, tmp_path,
+                                                                    capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(faces[0], undecodable(folder))
+    shutil.copy(faces[0], folder / "face.jpg")
+    undecodable(folder, b"notes\xfe.jpg").write_bytes(b"shopping list\n")
+    by_source = {p.source: p for p in detector.predict_files([folder], progress=False)}
+    assert by_source[str(undecodable(folder))].p_fake == pytest.approx(by_source[str(folder / "face.jpg")].p_fake)
+    out = tmp_path / "out" / "predictions.csv"
+    assert cli.run_command("predict", [str(trained_model_dir), str(folder), "--csv", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "bad\\xff.jpg" in printed and f"left out: {folder}/notes\\xfe.jpg: not an image" in printed
+    assert os.listdir(out.parent) == ["predictions.csv"]  # written whole, no temporary left behind
+    table = pd.read_csv(out)
+    assert table["source"].tolist() == [f"{folder}/bad\\xff.jpg", f"{folder}/face.jpg", f"{folder}/notes\\xfe.jpg"]
+    assert table["p_fake"].iloc[0] == pytest.approx(table["p_fake"].iloc[1]) and table["error"].notna().sum() == 1
 
 
 def test_command_line_exits_2_when_nothing_could_be_scored(trained_model_dir, faces, tmp_path, capsys):

@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from helpers import config, data
 from helpers.errors import FolderExistsError
+from helpers.files import printable
 from helpers.images import load_image, load_resized
 
 # Thresholds: named here so a learner can see, and change, what counts as a problem.
@@ -494,7 +495,7 @@ class AuditReport:
         lines = [f"Audited {len(self.images)} images ({self.scope}) in {self.seconds:.1f} s: "
                  f"{len(self.problems)} problem(s)."]
         lines += [f"  [{row.severity:>8}] {row.check}: {row.finding}" for row in self.summary().itertuples()]
-        return "\n".join(lines)
+        return printable("\n".join(lines))
 
 
 def _readable_files(source: data.ScanReport | pd.DataFrame, progress: bool, cache: bool) -> pd.DataFrame:

@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass
 
 from helpers.errors import UserError
+from helpers.files import printable
 
 PROG = "deepfake-lessons"
 USER_ERROR_STATUS = 2  # what argparse exits with for bad arguments, too
@@ -67,10 +68,10 @@ def run_guarded(function, *args) -> int:
     try:
         function(*args)
     except KeyboardInterrupt as interrupt:  # its message, when it has one, says what was kept
-        print("\ninterrupted" + (f": {interrupt}" if str(interrupt) else "."), file=sys.stderr)
+        print("\ninterrupted" + (f": {printable(str(interrupt))}" if str(interrupt) else "."), file=sys.stderr)
         return INTERRUPTED_STATUS
     except (UserError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(str(err))}", file=sys.stderr)
         return USER_ERROR_STATUS
     return 0
 

@@ -66,8 +66,11 @@ def _files(folder: Path) -> list[Path]:
 
 
 def _flat_split(names: list[str], seed: int) -> list[str]:
-    """Assign 70/15/15 by a hash of each file name and the seed: independent of file-system order."""
-    order = sorted(names, key=lambda n: hashlib.sha256(f"{seed}:{n}".encode()).hexdigest())
+    """Assign 70/15/15 by a hash of each file name and the seed: independent of file-system order.
+
+    A name that is not valid UTF-8 is hashed too (`files.text_bytes`); every other name as it always was.
+    """
+    order = sorted(names, key=lambda n: hashlib.sha256(files.text_bytes(f"{seed}:{n}")).hexdigest())
     n_train = round(len(order) * FLAT_FRACTIONS[0])
     n_val = round(len(order) * FLAT_FRACTIONS[1])
     split_of = {n: ("train" if i < n_train else "validation" if i < n_train + n_val else "test")
@@ -170,7 +173,7 @@ class ScanReport:
             lines.append("modes: " + ", ".join(f"{m} ({n})" for m, n in good["mode"].value_counts().items()))
         for row in self.bad.itertuples():
             lines.append(f"left out: {row.relpath}: {row.error}")
-        return "\n".join(lines)
+        return files.printable("\n".join(lines))
 
 
 # ----------------------------------------------------------------------------- per-file results, cached
@@ -185,7 +188,7 @@ class CacheWarning(UserWarning):
 def _cache_file(kind: str, root: str) -> Path:
     """.cache/<kind>/<root folder name>-<hash of its path>.csv: one file per data root and kind."""
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(root).name)[:40] or "root"
-    digest = hashlib.sha256(f"{CACHE_VERSION}\0{root}".encode()).hexdigest()[:12]
+    digest = hashlib.sha256(files.text_bytes(f"{CACHE_VERSION}\0{root}")).hexdigest()[:12]
     return config.CACHE_DIR / kind / f"{name}-{digest}.csv"
 
 
@@ -207,7 +210,8 @@ def _read_cache(path: Path, columns: dict[str, str]) -> pd.DataFrame | None:
     """The cached rows, or None when there are none; a damaged file is reported and ignored."""
     dtypes = {**CACHE_KEY, **columns}
     try:
-        table = pd.read_csv(path, dtype=dtypes, keep_default_na=False, float_precision="round_trip")
+        table = pd.read_csv(path, dtype=dtypes, keep_default_na=False, float_precision="round_trip",
+                            encoding_errors=files.NAME_ERRORS)
         if list(table.columns) != list(dtypes):
             raise ValueError(f"columns {list(table.columns)}, expected {list(dtypes)}")
     except FileNotFoundError:
@@ -222,7 +226,7 @@ def _read_cache(path: Path, columns: dict[str, str]) -> pd.DataFrame | None:
 def _write_cache(path: Path, table: pd.DataFrame) -> None:
     """Write atomically (a crash leaves the old file or the new one, never half of one); warn if it fails."""
     try:
-        files.write_atomically(path, lambda temporary: table.to_csv(temporary, index=False))
+        files.write_atomically(path, lambda temporary: table.to_csv(temporary, index=False, errors=files.NAME_ERRORS))
     except OSError as err:
         warnings.warn(f"Could not write the cache file {path} ({err}): the next run measures these files again.",
                       CacheWarning, stacklevel=3)
@@ -236,7 +240,8 @@ def _forget_missing_roots(kept: Path) -> None:
         if other == kept:
             continue
         try:
-            first = pd.read_csv(other, usecols=["path"], nrows=1, dtype="str", keep_default_na=False)
+            first = pd.read_csv(other, usecols=["path"], nrows=1, dtype="str", keep_default_na=False,
+                                encoding_errors=files.NAME_ERRORS)
             if len(first) and not os.path.exists(first["path"].iloc[0]):
                 other.unlink()
         except (OSError, ValueError):  # unreadable, or removed meanwhile: its own root's next run reports it
@@ -417,7 +422,7 @@ def make_dataset(frame: pd.DataFrame, image_size: int, batch_size: int, shuffle:
         raise ValueError("The frame has synthetic rows (transform_seed >= 0) but no transform was given.")
 
     def decode(contents, path, row_seed):
-        image = load_image(contents, name=path.decode())
+        image = load_image(contents, name=os.fsdecode(path))
         if row_seed >= 0:
             image = transform(image, int(row_seed))
         return resize(image, image_size)
@@ -430,8 +435,8 @@ def make_dataset(frame: pd.DataFrame, image_size: int, batch_size: int, shuffle:
         image.set_shape((image_size, image_size, 3))
         return tf.cast(image, tf.float32), label
 
-    data = tf.data.Dataset.from_tensor_slices(
-        (frame["path"].to_numpy(str), seeds, frame["label"].to_numpy(np.int32)))
+    paths = np.array([os.fsencode(path) for path in frame["path"]], dtype=bytes)  # any file name, as the OS has it
+    data = tf.data.Dataset.from_tensor_slices((paths, seeds, frame["label"].to_numpy(np.int32)))
     if shuffle and not cache:  # shuffle file names, not decoded images (140,000 of them at 256 px: 110 GB)
         data = data.shuffle(len(frame), seed=seed, reshuffle_each_iteration=True)
     data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -453,7 +458,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
     """A short hash of which files (by relative path and size) a frame holds: the same data, the same hash."""
     digest = hashlib.sha256()
     for relpath, path in sorted(zip(frame["relpath"], frame["path"])):
-        digest.update(f"{relpath}\0{os.path.getsize(path)}\n".encode())
+        digest.update(files.text_bytes(f"{relpath}\0{os.path.getsize(path)}\n"))
     return digest.hexdigest()[:16]
 
 

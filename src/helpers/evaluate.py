@@ -192,7 +192,7 @@ def format_summary(result: dict) -> str:
     lines += [f"skipped: {item['relpath']}: {item['error']}" for item in result["skipped"]]
     if result["overlap_warning"]:
         lines.append(f"WARNING: {result['overlap_warning']}")
-    return "\n".join(lines)
+    return files.printable("\n".join(lines))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> None:
     print(evaluation)
     if args.json:
         files.write_json(args.json, evaluation.as_json())
-        print(f"Wrote {args.json}")
+        print(files.printable(f"Wrote {args.json}"))
 
 
 if __name__ == "__main__":

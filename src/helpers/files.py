@@ -2,6 +2,11 @@
 
 `write_atomically` writes through a temporary file in the same folder and renames it into place in
 one step, so a crash, a full disk or Ctrl-C never leaves half a file where a whole one was expected.
+
+File names need not be valid UTF-8 (on Linux they are any bytes). Python holds the bytes that do not
+decode as lone surrogates (see `os.fsdecode`), which `str.encode()` and `print` refuse. `text_bytes`
+and NAME_ERRORS keep them in hashes and caches; `printable` shows them in what is printed or
+exported. Valid text is left exactly as it was by all three.
 """
 from __future__ import annotations
 
@@ -31,6 +36,29 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], object]) ->
         if os.path.exists(temporary):
             os.remove(temporary)
     return path
+
+
+NAME_ERRORS = "surrogatepass"  # the codec error handler that keeps every str, undecodable file names included
+
+
+def text_bytes(text: str) -> bytes:
+    """`text` in UTF-8, a file name that is not valid UTF-8 included: for hashes that must not depend on the machine.
+
+    Valid text gives exactly `text.encode()`, so the hashes of ordinary names never change.
+    """
+    return text.encode("utf-8", NAME_ERRORS)
+
+
+def printable(text: str) -> str:
+    r"""`text` (a path, or lines naming paths) as it can be printed or written as UTF-8: valid text unchanged,
+    each byte of a file name that is not valid UTF-8 shown as \xNN (b"bad\xff.jpg" prints as bad\xff.jpg).
+
+    Only a name holding a backslash followed by x and two hex digits can look the same as another.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte (Windows allows them in names)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -31,11 +31,12 @@ import pandas as pd
 from helpers import config, export, saving
 from helpers.errors import BadArgumentError, UserError
 from helpers.faces import CropStyle, Face, crop_face, find_faces_in_many
-from helpers.files import write_atomically
+from helpers.files import printable, write_atomically
 from helpers.images import ImageError, ImageSource, load_image, load_resized, resize
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DECODE_WORKERS = 4
+PHOTOS_AT_ONCE = 8  # whole photos held decoded to find faces in, twice that while the next ones decode
 RUNTIMES = ("auto", "keras", "litert")
 FACE_MODES = ("auto", "on", "off")  # find faces when the model records a crop style / always / never
 NO_FACE = "no face found (score the whole image with faces='off', or --faces off)."
@@ -185,8 +186,8 @@ class Detector:
         return cls(model, metadata, model_dir, runtime=runtime, verbose=verbose)
 
     def __repr__(self) -> str:
-        return (f"Detector({self.backbone}, {self.image_size} px, threshold {self.threshold:.3f}, "
-                f"{self.runtime}, from {self.directory or 'memory'})")
+        return printable(f"Detector({self.backbone}, {self.image_size} px, threshold {self.threshold:.3f}, "
+                         f"{self.runtime}, from {self.directory or 'memory'})")
 
     def label(self, p_fake: float) -> str:
         """'fake' at or above the model's threshold, else 'real' (the rule metrics.at_threshold uses)."""
@@ -256,13 +257,15 @@ class Detector:
 
         faces: "off" scores each image as it is (face crops, a test set); "auto" or "on" score each face
         found, one Prediction per face, as `predict_photo` does. What a folder holds but cannot be scored
-        (links, unreadable sub-folders) comes last, also with `error` set.
+        (links, unreadable sub-folders) comes last, also with `error` set. Finding faces needs each photo
+        whole (a 12-megapixel one: 36 MB), so then at most PHOTOS_AT_ONCE make a batch.
         """
         from tqdm.auto import tqdm
 
         mode = self.face_mode(faces)
         files, skipped = expand_paths([paths] if isinstance(paths, (str, os.PathLike)) else paths)
-        batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
+        step = batch_size if mode == "off" else min(batch_size, PHOTOS_AT_ONCE)
+        batches = [files[i:i + step] for i in range(0, len(files), step)]
         predictions = []
         with ThreadPoolExecutor(DECODE_WORKERS) as pool, tqdm(total=len(files), desc="predicting", unit="image",
                                                               disable=not progress, leave=False) as bar:
@@ -352,14 +355,26 @@ def _report(predictions: list[Prediction]) -> str:
     faces = f" ({len(table)} faces)" if len(table) and table["face"].notna().any() else ""
     lines.append(f"{images_scored} images scored{faces}, {len(bad)} left out.")
     lines += [f"left out: {p.source}: {p.error}" for p in bad]
-    return "\n".join(lines)
+    return printable("\n".join(lines))
+
+
+def _write_csv(predictions: list[Prediction], path: str | os.PathLike) -> Path:
+    """Write `to_frame(predictions)` as CSV (atomically), with each file name as it is printed (`files.printable`).
+
+    A name that is not valid UTF-8 cannot be written as it is: its undecodable bytes become \\xNN escapes.
+    """
+    table = to_frame(predictions)
+    for column in ("source", "error"):
+        table[column] = table[column].map(printable, na_action="ignore")
+    return write_atomically(path, lambda temporary: table.to_csv(temporary, index=False))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's arguments (helpers.cli runs it)."""
     parser.add_argument("model_dir", help="a saved model folder (model.keras, model.weights.h5, model.json)")
     parser.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
-    parser.add_argument("--csv", type=Path, help="also write the predictions to this CSV file")
+    parser.add_argument("--csv", type=Path, help="also write the predictions to this CSV file (file names as "
+                                                 "printed: a name's bytes that are not UTF-8 as \\xNN)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--runtime", choices=RUNTIMES,
                         help=f"auto: model.tflite when fresh, else Keras (default: ${config.RUNTIME_ENV} or auto)")
@@ -375,11 +390,11 @@ def run(args: argparse.Namespace) -> None:
     predictions = detector.predict_files(args.paths, batch_size=args.batch_size, faces=args.faces)
     print(_report(predictions))
     if args.csv:
-        write_atomically(args.csv, lambda temporary: to_frame(predictions).to_csv(temporary, index=False))
-        print(f"Wrote {args.csv}")
+        _write_csv(predictions, args.csv)
+        print(printable(f"Wrote {args.csv}"))
     if not any(p.ok for p in predictions):
         found = f"all {len(predictions)} files were left out" if predictions else "no image files were found"
-        raise UserError(f"nothing could be scored in {', '.join(args.paths)}: {found}.")
+        raise UserError(printable(f"nothing could be scored in {', '.join(args.paths)}: {found}."))
 
 
 if __name__ == "__main__":

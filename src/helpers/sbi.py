@@ -28,6 +28,7 @@ from PIL import Image, ImageFilter
 from scipy import ndimage
 
 from helpers import config
+from helpers.files import text_bytes
 from helpers.images import resize
 
 SBI_TRANSFORM = "sbi"  # the name of the transform, also the suffix of its rows' relpath ("...#sbi")
@@ -194,7 +195,7 @@ def blend(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarra
 # ----------------------------------------------------------------------------- the dataset layer
 def transform_seed(relpath: str, seed: int = config.SEED) -> int:
     """The seed of one pseudo-fake row, from its relpath and the run's seed: the same on every machine."""
-    digest = hashlib.sha256(f"{seed}:{relpath}".encode()).digest()
+    digest = hashlib.sha256(text_bytes(f"{seed}:{relpath}")).digest()
     return int.from_bytes(digest[:4], "big")  # below 2**32: a valid NumPy seed that fits any int column
 
 

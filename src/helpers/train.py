@@ -534,7 +534,7 @@ def train(root=None, profile: config.Profile | str | None = None, out_dir=None, 
                              "stopped_by_time_budget": stopped, "stage1_loaded_from_an_earlier_run": bool(resumed)},
             })
         replace_folder(out_dir, final_dir)
-    print(f"Saved {final_dir}: validation ROC-AUC {metadata['validation']['roc_auc']:.3f}, "
+    print(f"Saved {files.printable(str(final_dir))}: validation ROC-AUC {metadata['validation']['roc_auc']:.3f}, "
           f"threshold {metadata['threshold']:.3f}, {seconds / 60:.1f} min.")
     return TrainResult(model, history, metadata, frames)
 
