@@ -1,4 +1,8 @@
 """The detector's graph, freezing rules, metric and the two training stages (tiny runs)."""
+import os
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pandas as pd
@@ -7,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from helpers import cli, config, data, saving, train
 from helpers import classifier
+from tests.conftest import write_jpeg
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +248,16 @@ def test_ctrl_c_in_the_command_line_says_what_was_kept(dfdc, tmp_path, monkeypat
     message = capsys.readouterr().err
     assert message.strip() == f"interrupted: no model was saved in {out}."
     assert not out.exists()
+
+
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="file names must be Unicode there")
+def test_the_command_line_trains_on_a_name_that_is_not_utf8_within_a_time_budget(flat_root, tmp_path, capsys):
+    write_jpeg(Path(os.fsdecode(os.fsencode(flat_root / "fake") + b"/bad\xff.jpg")), seed=3)
+    out = tmp_path / "model"
+    arguments = ["--data", str(flat_root), "--profile", "smoke", "--out", str(out), "--backbone", "efficientnet_lite0"]
+    assert cli.run_command("train", arguments + ["--time-budget", "0"]) == 2
+    assert "--time-budget must be a positive number" in capsys.readouterr().err
+    assert cli.run_command("train", arguments + ["--time-budget", "0.001"]) == 0
+    training = saving.read_metadata(out)["training"]
+    assert training["stopped_by_time_budget"] == "stage1" and training["epochs"] == {"stage1": 1, "stage2": 0}
+    assert "ran out in stage1" in capsys.readouterr().out

@@ -576,10 +576,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what the model learns 'fake' from: real fakes, self-blended images, or both")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a model already in --out, once the new one is trained")
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS",
+                        help="stop after the epoch that ends past this many seconds (default: the profile's, "
+                             "none for smoke, cpu and full)")
 
 
 def run(args: argparse.Namespace) -> None:
-    train(args.data, args.profile, args.out, args.backbone, n_blocks=args.unfreeze_blocks, mode=args.mode,
+    profile = config.get_profile(args.profile)
+    if args.time_budget is not None:
+        if args.time_budget <= 0:
+            raise BadArgumentError(f"--time-budget must be a positive number of seconds, not {args.time_budget:g}.")
+        profile = dataclasses.replace(profile, time_budget_s=args.time_budget)
+    train(args.data, profile, args.out, args.backbone, n_blocks=args.unfreeze_blocks, mode=args.mode,
           overwrite=args.overwrite)
 
 
