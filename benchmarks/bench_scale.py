@@ -249,18 +249,6 @@ def _lesson_data(root: Path, name: str) -> dict:
     return {"seconds": seconds, "images": sum(len(f) for f in frames.values()), "image_size": profile.image_size}
 
 
-def step_lesson_data_smoke(root: Path, state: Path) -> dict:
-    return _lesson_data(root, "smoke")
-
-
-def step_lesson_data_cpu(root: Path, state: Path) -> dict:
-    return _lesson_data(root, "cpu")
-
-
-def step_lesson_data_full(root: Path, state: Path) -> dict:
-    return _lesson_data(root, "full")
-
-
 def step_eda(root: Path, state: Path) -> dict:
     """Lesson 01's exploration cells at the full profile (figures drawn, not saved)."""
     import matplotlib
@@ -316,14 +304,6 @@ def _timed_audit(state: Path, save: bool) -> dict:
             "near_pairs": int((pairs["kind"] == "near").sum()),
             "pairs_across_splits": int(pairs["across_splits"].sum()),
             "metadata_auc": result.classifier_aucs}
-
-
-def step_audit(root: Path, state: Path) -> dict:
-    return _timed_audit(state, save=True)
-
-
-def step_audit_again(root: Path, state: Path) -> dict:
-    return _timed_audit(state, save=False)
 
 
 def step_audit_duplicates(root: Path, state: Path) -> dict:
@@ -396,21 +376,22 @@ def _pipeline(state: Path, mode: str) -> dict:
             "image_size": profile.image_size, "train_images": len(frames["train"])}
 
 
-def step_pipeline_decode(root: Path, state: Path) -> dict:
-    return _pipeline(state, "decode")
-
-
-def step_pipeline(root: Path, state: Path) -> dict:
-    return _pipeline(state, "augment")
-
-
-def step_pipeline_model(root: Path, state: Path) -> dict:
-    return _pipeline(state, "model")
+# Steps that are one measurement at one setting; every other step is the function step_<name>.
+SETTING_STEPS = {
+    "lesson_data_smoke": lambda root, state: _lesson_data(root, "smoke"),
+    "lesson_data_cpu": lambda root, state: _lesson_data(root, "cpu"),
+    "lesson_data_full": lambda root, state: _lesson_data(root, "full"),
+    "audit": lambda root, state: _timed_audit(state, save=True),
+    "audit_again": lambda root, state: _timed_audit(state, save=False),
+    "pipeline_decode": lambda root, state: _pipeline(state, "decode"),
+    "pipeline": lambda root, state: _pipeline(state, "augment"),
+    "pipeline_model": lambda root, state: _pipeline(state, "model"),
+}
 
 
 def run_child(step: str, root: Path, state: Path) -> None:
     """Inside the fresh process: run one step, add its peak memory, write state/<step>.json."""
-    result = globals()[f"step_{step}"](root, state)
+    result = (SETTING_STEPS.get(step) or globals()[f"step_{step}"])(root, state)
     result.update(seconds=round(result["seconds"], 3), peak_rss_mb=_peak_rss_mb())
     (state / f"{step}.json").write_text(json.dumps(result))
 

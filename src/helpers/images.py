@@ -159,6 +159,7 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
 
 
 def _resized(image: Image.Image, size: int) -> np.ndarray:
+    """An RGB PIL image as a size x size array: the antialiased bicubic resize every caller shares."""
     if image.size == (size, size):
         return np.asarray(image)
     return np.asarray(image.resize((size, size), Image.BICUBIC, reducing_gap=None))
