@@ -84,17 +84,22 @@ def _unfreezer(rung: Rung, profile: config.Profile):
 
 
 def train_rung(rung: Rung, frames: dict, profile: config.Profile, backbone: str, out_dir: Path,
-               verbose: int | str = 0) -> dict:
-    """Train one rung's model (both stages) into `out_dir`; returns it with its timing and what stage 2 unfroze."""
+               verbose: int | str = 0, seed: int = config.SEED) -> dict:
+    """Train one rung's model (both stages) into `out_dir`; returns it with its timing and what stage 2 unfroze.
+
+    `seed` sets every random draw of training (the head's initial weights, dropout, augmentation, the
+    order of the batches); the data and its split stay the same.
+    """
     recipe = dataclasses.replace(profile, augmentations=rung.augmentations, stage1_lr=rung.stage1_lr)
-    config.set_seeds()
+    config.set_seeds(seed)
     model = classifier.build_classifier(backbone, recipe.image_size, augmentations=recipe.augmentations,
                                       pixel_scale=rung.pixel_scale)
     started = time.perf_counter()
-    stage1 = train.train_stage1(model, frames["train"], frames["validation"], recipe, out_dir, verbose=verbose)
+    stage1 = train.train_stage1(model, frames["train"], frames["validation"], recipe, out_dir, verbose=verbose,
+                                seed=seed)
     stage1_seconds = time.perf_counter() - started
     stage2 = train.train_stage2(model, frames["train"], frames["validation"], recipe, out_dir,
-                                unfreeze=_unfreezer(rung, profile), verbose=verbose)
+                                unfreeze=_unfreezer(rung, profile), verbose=verbose, seed=seed)
     seconds = time.perf_counter() - started
     history = train.joined_history(stage1, stage2)
     train.save_trained(model, backbone, recipe, frames, history, out_dir, extra={"ladder_rung": rung.number})

@@ -211,19 +211,19 @@ def stage_history(history, stage: str, callbacks=()) -> pd.DataFrame:
     return frame
 
 
-def restart_randomness(model) -> None:
-    """Reseed everything and restart the model's own random streams (dropout, augmentation layers).
+def restart_randomness(model, seed: int = config.SEED) -> None:
+    """Reseed everything with `seed` and restart the model's own random streams (dropout, augmentation layers).
 
     Then a training stage's result depends on the model's weights, the data and the profile only, not
     on what drew random numbers before it (lesson 03's timing and probe cells, an earlier run in the
     same notebook) nor on whether the model was just built or loaded from disk. Keras layers keep
     their random state in "seed_generator_state" variables, [seed, counter], which the global seed
-    does not touch: each gets seed SEED + its position in the model, counter 0.
+    does not touch: each gets seed `seed` + its position in the model, counter 0.
     """
-    config.set_seeds()
+    config.set_seeds(seed)
     states = [variable for variable in model.variables if variable.path.endswith("seed_generator_state")]
     for position, state in enumerate(states):
-        state.assign([config.SEED + position, 0])
+        state.assign([seed + position, 0])
 
 
 def forget_resumed_epoch(model) -> None:
@@ -238,14 +238,15 @@ def forget_resumed_epoch(model) -> None:
 
 def train_stage1(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.Profile, out_dir: Path,
                  use_feature_cache: bool | None = None, verbose: int | str = "auto",
-                 deadline: float | None = None) -> pd.DataFrame:
+                 deadline: float | None = None, seed: int = config.SEED) -> pd.DataFrame:
     """Stage 1: backbone frozen, head trained at profile.stage1_lr. Returns the epoch history.
 
     Like stage 2 it starts from fresh random streams (`restart_randomness`), so a lesson and
     `python -m helpers.train` train the same model. Past `deadline` (time.monotonic()), the stage
-    ends after its current epoch. Under a distribution strategy, call it inside its scope.
+    ends after its current epoch. Under a distribution strategy, call it inside its scope. Another
+    `seed` trains the same recipe again with other random draws (lesson 04 measures that spread).
     """
-    restart_randomness(model)
+    restart_randomness(model, seed)
     forget_resumed_epoch(model)
     classifier.freeze_backbone(model)
     use_feature_cache = profile.feature_cache if use_feature_cache is None else use_feature_cache
@@ -272,13 +273,14 @@ def train_stage1(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.
 
 def train_stage2(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.Profile, out_dir: Path,
                  n_blocks: int | None = None, epochs: int | None = None, unfreeze=None,
-                 verbose: int | str = "auto", deadline: float | None = None) -> pd.DataFrame:
+                 verbose: int | str = "auto", deadline: float | None = None,
+                 seed: int = config.SEED) -> pd.DataFrame:
     """Stage 2: unfreeze the top whole blocks (BatchNorm frozen), recompile at profile.stage2_lr, fine-tune.
 
     `unfreeze(model) -> names` replaces the block rule (lesson 04's ladder passes the original
-    project's "top 30 layers"). `deadline` works as in `train_stage1`.
+    project's "top 30 layers"). `deadline` and `seed` work as in `train_stage1`.
     """
-    restart_randomness(model)
+    restart_randomness(model, seed)
     if unfreeze is None:
         blocks = classifier.unfreeze_top_blocks(model, profile.unfreeze_blocks if n_blocks is None else n_blocks)
     else:
