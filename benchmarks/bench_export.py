@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from bench_model import machine_info, write_result
-from helpers import config, data, evaluate, export, metrics, predict, saving
+from helpers import config, data, evaluate, export, litert, metrics, saving
 from helpers import classifier
+from helpers.detector import Detector
 
 BACKBONE = "efficientnet_lite0"
 SIZE = 224
@@ -70,8 +71,8 @@ def bench_inference(model) -> dict:
     LiteRT runs one image per invocation (`litert_run1`) or the input resized to the batch (`litert_run32`).
     """
     blob, convert_s = _timed(lambda: export.to_tflite(model))
-    keras_detector = predict.Detector(model, {"image_size": SIZE, "threshold": 0.5, "backbone": BACKBONE})
-    run1, run32 = (export.TFLiteRunner(blob, batch_size=n) for n in (1, 32))
+    keras_detector = Detector(model, {"image_size": SIZE, "threshold": 0.5, "backbone": BACKBONE})
+    run1, run32 = (litert.TFLiteRunner(blob, batch_size=n) for n in (1, 32))
     batch = np.random.default_rng(config.SEED).uniform(0, 255, (32, SIZE, SIZE, 3)).astype(np.float32)
     single = batch[:1]
     # Batch-1 calls are repeated 16 times, so that each timing covers as many images as one batch of 32.
@@ -99,7 +100,7 @@ def bench_evaluate(model_dir: Path, root: Path) -> dict:
     """Wall time of helpers.evaluate on the test split with each runtime (decoding included)."""
     _, export_s = _timed(lambda: export.export_tflite(model_dir, verbose=False))
     result = {"export_s": round(export_s, 2), "data": str(root)}
-    detectors = {runtime: predict.Detector.load(model_dir, verbose=False, runtime=runtime)
+    detectors = {runtime: Detector.load(model_dir, verbose=False, runtime=runtime)
                  for runtime in ("keras", "litert")}
     scores = {runtime: evaluate.evaluate(detector, root, "test", progress=False).scores["p_fake"].to_numpy()
               for runtime, detector in detectors.items()}
@@ -126,7 +127,7 @@ def bench_quantization(model_dir: Path, data_root: Path) -> dict:
     train_root = metadata["data"]["root"]
     representative = export._images(train_root, "train", export.REPRESENTATIVE_PER_CLASS, size)[0]
     test_sets = {name: _test_images(data_root / name, size) for name in ("dfdc-faces", "ffhq-stylegan2")}
-    keras_detector = predict.Detector(model, metadata, runtime="keras")
+    keras_detector = Detector(model, metadata, runtime="keras")
     keras_scores = {name: keras_detector.p_fake(images) for name, (images, _) in test_sets.items()}
     result = {"model": str(model_dir), "trained_on": train_root,
               "test_images": {name: len(labels) for name, (_, labels) in test_sets.items()},
@@ -135,7 +136,7 @@ def bench_quantization(model_dir: Path, data_root: Path) -> dict:
     runners = {}
     for quantize in (None, "dynamic", "int8"):
         blob, convert_s = _timed(lambda: export.to_tflite(model, quantize, representative))
-        runners[quantize or "float32"] = runner = export.TFLiteRunner(blob)
+        runners[quantize or "float32"] = runner = litert.TFLiteRunner(blob)
         entry = {"size_mb": round(len(blob) / 1e6, 2), "convert_s": round(convert_s, 2)}
         for name, (images, labels) in test_sets.items():
             scores = runner(images)[:, 1]
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config.set_seeds()
     started = time.perf_counter()
-    result = {"name": name, "runtime": export.runtime_name(), "machine": machine_info()}
+    result = {"name": name, "runtime": litert.runtime_name(), "machine": machine_info()}
     model = classifier.build_classifier(BACKBONE, SIZE, weights=None)  # speed only
     result["inference"] = bench_inference(model)
     print(f"inference: {result['inference']}")

@@ -24,6 +24,7 @@ from bench_model import machine_info  # same folder
 from PIL import Image
 
 from helpers import data, faces, images, metrics, predict
+from helpers.detector import Detector, Prediction
 
 PHOTO_SIZE = (672, 504)  # width, height: a small phone photo
 FACE_SHARE = 1 / 3  # the face crop's side as a share of the photo's height
@@ -48,12 +49,12 @@ def compose_photo(crop: np.ndarray, background: np.ndarray, rng: np.random.Gener
     return photo
 
 
-def per_image(predictions: list[predict.Prediction], names: list[str]) -> tuple[np.ndarray, dict]:
+def per_image(predictions: list[Prediction], names: list[str]) -> tuple[np.ndarray, dict]:
     """One p(fake) per image, from its largest face (the subject); and how many images had 0, 1, 2+ faces."""
-    def area(p: predict.Prediction) -> int:
+    def area(p: Prediction) -> int:
         return p.box[2] * p.box[3] if p.box else 0
 
-    best: dict[str, predict.Prediction] = {}
+    best: dict[str, Prediction] = {}
     for p in predictions:
         if p.source not in best or area(p) > area(best[p.source]):
             best[p.source] = p
@@ -84,7 +85,7 @@ def seconds_per_photo(photo: np.ndarray, repeats: int = 5) -> float:
 
 
 def measure(root: Path, model_dir: Path) -> dict:
-    detector = predict.Detector.load(model_dir, verbose=False)
+    detector = Detector.load(model_dir, verbose=False)
     frames = data.by_split(data.index_dataset(root))
     style_source = "the model's model.json"
     if detector.crop_style is None:  # a model trained before face finding: measure it as train would
@@ -92,9 +93,9 @@ def measure(root: Path, model_dir: Path) -> dict:
         style_source = "measured by this benchmark on the training split (the model records none)"
     test = frames["test"]
     labels, names = test["label"].to_numpy(), test["path"].tolist()
-    as_given = detector.predict_files(names, progress=False, faces="off")
+    as_given = predict.predict_files(detector, names, progress=False, faces="off")
     started = time.perf_counter()
-    found = detector.predict_files(names, progress=False, faces="auto")
+    found = predict.predict_files(detector, names, progress=False, faces="auto")
     crop_seconds = (time.perf_counter() - started) / len(names)
     crop_scores, crop_counts = per_image(found, names)
 

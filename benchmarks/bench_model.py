@@ -21,6 +21,7 @@ import numpy as np
 
 from helpers import config, data, files, predict, train
 from helpers import classifier
+from helpers.detector import Detector
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 INFERENCE_SIZE = 224
@@ -67,7 +68,7 @@ def images_per_second(call, images_per_call: int, repeats: int) -> float:
 def bench_inference(files: list[str], quick: bool) -> dict:
     """Lite0 detector at 224 px: Keras `predict` against the Detector's compiled call, at batch 1 and 32."""
     model = classifier.build_classifier(INFERENCE_BACKBONE, INFERENCE_SIZE, weights=None)  # speed only
-    detector = predict.Detector(model, {"image_size": INFERENCE_SIZE, "threshold": 0.5, "backbone": INFERENCE_BACKBONE})
+    detector = Detector(model, {"image_size": INFERENCE_SIZE, "threshold": 0.5, "backbone": INFERENCE_BACKBONE})
     batch = np.random.default_rng(config.SEED).uniform(0, 255, (32, INFERENCE_SIZE, INFERENCE_SIZE, 3))
     batch = batch.astype(np.float32)
     repeats = {1: 10, 32: 2} if quick else {1: 50, 32: 10}
@@ -78,9 +79,9 @@ def bench_inference(files: list[str], quick: bool) -> dict:
             lambda: model.predict(images, batch_size=size, verbose=0), size, count)
         result[f"detector_batch{size}"] = images_per_second(lambda: detector.p_fake(images, batch_size=size),
                                                             size, count)
-    # From JPEG files to scores: decoding and resizing included, as `python -m helpers.predict` runs.
+    # From JPEG files to scores: decoding and resizing included, as `deepfake-lessons predict` runs.
     result["detector_files_batch32"] = images_per_second(
-        lambda: detector.predict_files(files, batch_size=32, progress=False), len(files), 1)
+        lambda: predict.predict_files(detector, files, batch_size=32, progress=False), len(files), 1)
     result["files_timed"] = len(files)
     return result
 

@@ -308,11 +308,11 @@ def _timed_audit(state: Path, save: bool) -> dict:
 
 def step_audit_duplicates(root: Path, state: Path) -> dict:
     """The audit's duplicate search alone, on the hashes the first audit computed."""
-    from helpers import audit
+    from helpers import near_duplicates
 
     images = _load(state, "audit_images")
     started = time.perf_counter()
-    pairs = audit.find_duplicates(images)
+    pairs = near_duplicates.find_duplicates(images)
     seconds = time.perf_counter() - started
     _save(state, "duplicates", pairs)
     return {"seconds": seconds, "images": len(images), "pairs": len(pairs)}
@@ -320,13 +320,13 @@ def step_audit_duplicates(root: Path, state: Path) -> dict:
 
 def step_audit_classifier(root: Path, state: Path) -> dict:
     """The audit's shortcut checks alone: per-property AUCs, duplicate groups, the metadata classifier."""
-    from helpers import audit
+    from helpers import audit, near_duplicates
 
     images, pairs = _load(state, "audit_images"), _load(state, "duplicates")
     started = time.perf_counter()
     features = audit.metadata_features(images)
     audit.feature_aucs(features, images["label"])
-    groups = audit.duplicate_groups(len(images), pairs)
+    groups = near_duplicates.duplicate_groups(len(images), pairs)
     # The classifier's own sample, where the helpers cap it (before issue 18 they did not).
     rows = audit.classifier_rows(images["label"]) if hasattr(audit, "classifier_rows") else np.arange(len(images))
     aucs = audit.classifier_aucs(features.iloc[rows].reset_index(drop=True), images["label"].to_numpy()[rows],

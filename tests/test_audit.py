@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import audit, config, data
+from helpers import audit, config, data, file_properties, near_duplicates, planted_shortcuts
 from helpers.errors import FolderExistsError
 from helpers.images import load_resized
 
@@ -59,18 +59,18 @@ def test_jpeg_quality_is_recovered_from_the_quantization_tables(faces, quality):
     buffer = io.BytesIO()
     Image.fromarray(faces[0]).save(buffer, format="JPEG", quality=quality)
     with Image.open(buffer) as image:
-        assert audit.estimate_jpeg_quality(image.quantization) == quality
+        assert file_properties.estimate_jpeg_quality(image.quantization) == quality
 
 
 def test_images_without_quantization_tables_count_as_lossless():
-    assert audit.estimate_jpeg_quality(None) == 100
-    assert audit.estimate_jpeg_quality({}) == 100
+    assert file_properties.estimate_jpeg_quality(None) == 100
+    assert file_properties.estimate_jpeg_quality({}) == 100
 
 
 def test_region_statistics_see_a_bright_corner():
     pixels = np.zeros((64, 64, 3), np.uint8)
     pixels[-8:, -8:] = 255
-    stats = audit.region_statistics(pixels)
+    stats = file_properties.region_statistics(pixels)
     assert stats["corner_bottom_right_mean"] == pytest.approx(255, abs=0.5)
     assert stats["corner_top_left_mean"] == 0 and stats["corner_top_left_std"] == 0
     assert stats["border_bottom_std"] > 0 and stats["border_top_std"] == 0
@@ -80,7 +80,7 @@ def test_region_statistics_see_a_bright_corner():
 
 def test_near_pairs_compares_hamming_distances():
     hashes = pd.Series(["0000000000000000", "0000000000000007", "ffffffffffffffff"])  # 0, 3 and 64 bits set
-    pairs = audit.near_pairs(hashes, max_bits=3, batch=1)
+    pairs = near_duplicates.near_pairs(hashes, max_bits=3, batch=1)
     assert pairs[["a", "b", "distance"]].values.tolist() == [[0, 1, 3]]
 
 
@@ -112,23 +112,23 @@ def test_near_pairs_by_blocks_finds_exactly_the_pairs_of_comparing_all(max_bits)
     expected = all_pairs_within(hashes, max_bits)
     assert len(expected) > 20  # the planted copies are there to be found
     for batch in (7, 1 << 21):  # many small batches, and one
-        found = audit.near_pairs(pd.Series([f"{value:016x}" for value in hashes]), max_bits, batch=batch)
+        found = near_duplicates.near_pairs(pd.Series([f"{value:016x}" for value in hashes]), max_bits, batch=batch)
         assert found.values.tolist() == expected
 
 
 def test_near_pairs_refuses_other_hash_lengths_and_distances():
     with pytest.raises(ValueError, match="64 bits"):
-        audit.near_pairs(pd.Series(["00ff"]))
+        near_duplicates.near_pairs(pd.Series(["00ff"]))
     with pytest.raises(ValueError, match="between 0 and 63"):
-        audit.near_pairs(pd.Series(["0" * 16]), max_bits=64)
-    assert audit.near_pairs(pd.Series([], dtype=str)).empty
+        near_duplicates.near_pairs(pd.Series(["0" * 16]), max_bits=64)
+    assert near_duplicates.near_pairs(pd.Series([], dtype=str)).empty
 
 
 def test_a_second_audit_opens_no_file_and_finds_the_same(flat_root, tmp_path, monkeypatch):
     monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
     opened = []
-    describe = audit.describe_file
-    monkeypatch.setattr(audit, "describe_file", lambda path: opened.append(path) or describe(path))
+    describe = file_properties.describe_file
+    monkeypatch.setattr(file_properties, "describe_file", lambda path: opened.append(path) or describe(path))
     frame = data.index_dataset(flat_root)
     first = run_audit(flat_root)
     second = run_audit(flat_root)
@@ -140,7 +140,7 @@ def test_a_second_audit_opens_no_file_and_finds_the_same(flat_root, tmp_path, mo
 
 def test_duplicate_groups_join_chains_of_pairs():
     pairs = pd.DataFrame({"index_a": [0, 1, 4], "index_b": [1, 2, 5]})
-    groups = audit.duplicate_groups(6, pairs)
+    groups = near_duplicates.duplicate_groups(6, pairs)
     assert groups[0] == groups[1] == groups[2] and groups[4] == groups[5]
     assert len({groups[0], groups[3], groups[4]}) == 3
 
@@ -193,7 +193,7 @@ def test_real_and_fake_twins_are_not_mistaken_for_a_shortcut(tmp_path, faces):
 
 
 def test_watermark_on_fakes_is_flagged_as_a_corner_shortcut(clean_root, tmp_path):
-    planted = audit.plant_shortcuts(data.index_dataset(clean_root), tmp_path / "watermarked", watermark=True)
+    planted = planted_shortcuts.plant_shortcuts(data.index_dataset(clean_root), tmp_path / "watermarked", watermark=True)
     report = run_audit(planted)
     shortcuts = [f for f in report.problems if f.kind == "shortcut"]
     assert len(shortcuts) == 1 and shortcuts[0].severity == "critical", str(report)
@@ -209,15 +209,15 @@ def test_planting_never_deletes_an_existing_folder(clean_root, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
     with pytest.raises(FolderExistsError, match="taken already exists"):
-        audit.plant_shortcuts(data.index_dataset(clean_root), tmp_path / "taken")
+        planted_shortcuts.plant_shortcuts(data.index_dataset(clean_root), tmp_path / "taken")
     assert [p.name for p in (tmp_path / "taken").iterdir()] == ["keep.txt"]
     (tmp_path / "fresh").mkdir()  # an empty folder (say, from tempfile.mkdtemp) is fine
-    planted = audit.plant_shortcuts(data.index_dataset(clean_root), tmp_path / "fresh")
+    planted = planted_shortcuts.plant_shortcuts(data.index_dataset(clean_root), tmp_path / "fresh")
     assert len(data.index_dataset(planted)) == len(data.index_dataset(clean_root))
 
 
 def test_other_jpeg_quality_for_fakes_is_flagged(clean_root, tmp_path):
-    planted = audit.plant_shortcuts(data.index_dataset(clean_root), tmp_path / "requality", watermark=False,
+    planted = planted_shortcuts.plant_shortcuts(data.index_dataset(clean_root), tmp_path / "requality", watermark=False,
                                     fake_quality=60)
     report = run_audit(planted)
     assert report.images.groupby("class_name")["jpeg_quality"].unique().map(list).to_dict() == {
@@ -281,7 +281,7 @@ def test_report_reads_worst_first(clean_root):
 
 
 def test_watermark_is_stamped_in_the_bottom_right_corner(faces):
-    stamped = audit.stamp_watermark(faces[0])
+    stamped = planted_shortcuts.stamp_watermark(faces[0])
     changed = np.abs(stamped.astype(int) - faces[0]).sum(axis=-1) > 0
     rows, cols = np.nonzero(changed)
     assert changed.any() and rows.min() > SIZE // 2 and cols.min() > SIZE // 4
@@ -294,6 +294,6 @@ def test_the_audit_plots_return_figures(tmp_path):
     pairs = pd.DataFrame({"path_a": [str(tmp_path / "0.png")], "path_b": [str(tmp_path / "1.png")],
                           "relpath_a": ["0.png"], "relpath_b": ["1.png"], "kind": ["near"], "distance": [2]})
     aucs = pd.DataFrame({"feature": ["jpeg_quality", "width"], "auc": [0.95, 0.5], "severity": ["critical", "ok"]})
-    figures = [audit.plot_feature_aucs(aucs), audit.plot_pairs(pairs)]
+    figures = [audit.plot_feature_aucs(aucs), near_duplicates.plot_pairs(pairs)]
     assert [len(figure.axes) for figure in figures] == [1, 2]
     plt.close("all")

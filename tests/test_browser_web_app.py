@@ -13,7 +13,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from helpers import config, predict, web_app
+from helpers import config, web_app
+from helpers.detector import as_detector
 from tests.conftest import free_port
 from tests.test_browser_demo import browser  # noqa: F401  (a fixture: Debian's Chromium through Playwright)
 
@@ -43,7 +44,7 @@ def examples(tmp_path_factory) -> dict:
 def running_app(trained_model_dir, examples, tmp_path_factory):
     """(the app's URL, its flag folder), served on 127.0.0.1 for this module's test."""
     flag_dir = tmp_path_factory.mktemp("flags")
-    app = web_app.build_app(predict.as_detector(trained_model_dir), examples=list(examples.values()),
+    app = web_app.build_app(as_detector(trained_model_dir), examples=list(examples.values()),
                             flag_dir=flag_dir)
     url = web_app.serve(app, host="127.0.0.1", port=free_port(), block=False, quiet=True)
     try:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from helpers import cli, config, data, saving, train
+from helpers import cli, config, data, model_folders, saving, train
 from helpers import classifier
 from tests.conftest import write_jpeg
 
@@ -219,17 +219,17 @@ def test_training_never_replaces_a_model_unasked_nor_half_way(trained_model_dir,
     before = _file_hashes(out)
     with pytest.raises(FolderExistsError, match="--overwrite"):
         train.train(dfdc, "smoke", out, backbone="efficientnet_lite0", verbose=0)
-    assert cli.run_command("train", ["--data", str(dfdc), "--profile", "smoke", "--out", str(out)]) == 2
+    assert cli.main(["train", "--data", str(dfdc), "--profile", "smoke", "--out", str(out)]) == 2
     assert "already holds a trained model" in capsys.readouterr().err
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train, "train_stage2", interrupted)
-    with pytest.raises(KeyboardInterrupt, match=f"{out} is as it was; model{train.PARTIAL_SUFFIX} keeps the epochs"):
+    with pytest.raises(KeyboardInterrupt, match=f"{out} is as it was; model{model_folders.PARTIAL_SUFFIX} keeps the epochs"):
         train.train(dfdc, "smoke", out, backbone="efficientnet_lite0", verbose=0, overwrite=True)
     assert _file_hashes(out) == before, "an interrupted run leaves the old model as it was"
-    assert (tmp_path / f"model{train.PARTIAL_SUFFIX}" / "stage1" / saving.SIDECAR_FILE).is_file()
+    assert (tmp_path / f"model{model_folders.PARTIAL_SUFFIX}" / "stage1" / saving.SIDECAR_FILE).is_file()
 
     monkeypatch.undo()
     train.train(dfdc, "smoke", out, backbone="efficientnet_lite0", verbose=0, overwrite=True)
@@ -243,7 +243,7 @@ def test_ctrl_c_in_the_command_line_says_what_was_kept(dfdc, tmp_path, monkeypat
 
     monkeypatch.setattr(train, "train_stage1", interrupted)
     out = tmp_path / "model"
-    assert cli.run_command("train", ["--data", str(dfdc), "--profile", "smoke", "--out", str(out),
+    assert cli.main(["train", "--data", str(dfdc), "--profile", "smoke", "--out", str(out),
                                      "--backbone", "efficientnet_lite0"]) == 130
     message = capsys.readouterr().err
     assert message.strip() == f"interrupted: no model was saved in {out}."
@@ -255,9 +255,9 @@ def test_the_command_line_trains_on_a_name_that_is_not_utf8_within_a_time_budget
     write_jpeg(Path(os.fsdecode(os.fsencode(flat_root / "fake") + b"/bad\xff.jpg")), seed=3)
     out = tmp_path / "model"
     arguments = ["--data", str(flat_root), "--profile", "smoke", "--out", str(out), "--backbone", "efficientnet_lite0"]
-    assert cli.run_command("train", arguments + ["--time-budget", "0"]) == 2
+    assert cli.main(["train", *arguments] + ["--time-budget", "0"]) == 2
     assert "--time-budget must be a positive number" in capsys.readouterr().err
-    assert cli.run_command("train", arguments + ["--time-budget", "0.001"]) == 0
+    assert cli.main(["train", *arguments] + ["--time-budget", "0.001"]) == 0
     training = saving.read_metadata(out)["training"]
     assert training["stopped_by_time_budget"] == "stage1" and training["epochs"] == {"stage1": 1, "stage2": 0}
     assert "ran out in stage1" in capsys.readouterr().out

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import acquire, cli, config, data, images
+from helpers import acquire, cli, config, data, file_cache, images, pipeline
 from helpers.errors import FolderExistsError
 from tests.conftest import write_jpeg
 
@@ -105,7 +105,7 @@ def test_wrong_layouts_explain_what_is_expected(tmp_path, make, message):
 
 
 def test_missing_root_says_how_to_get_data(tmp_path):
-    with pytest.raises(data.DatasetLayoutError, match="helpers.data download"):
+    with pytest.raises(data.DatasetLayoutError, match="deepfake-lessons download"):
         data.index_dataset(tmp_path / "nowhere")
 
 
@@ -152,7 +152,7 @@ def test_smoke_subset_is_balanced_seeded_and_capped(ffhq):
 def test_pipeline_yields_raw_pixels_and_labels(dfdc):
     frame = data.subset(data.index_dataset(dfdc), config.get_profile("smoke"))
     frame = frame[frame["split"] == "validation"]
-    images, labels = next(iter(data.make_dataset(frame, image_size=64, batch_size=8)))
+    images, labels = next(iter(pipeline.make_dataset(frame, image_size=64, batch_size=8)))
     assert images.shape == (8, 64, 64, 3) and images.dtype.name == "float32"
     assert 1.0 < float(images.numpy().max()) <= 255.0  # 0-255, not rescaled to 0-1
     assert labels.numpy().tolist() == frame["label"].head(8).tolist()
@@ -231,7 +231,7 @@ def test_a_damaged_scan_cache_is_reported_and_rebuilt(flat_root, scan_cache, dam
         damage = b"\n".join([header, b",".join([fields[0], b"twelve", *fields[2:]]), rest])
     cache_file.write_bytes(damage)
     scan_cache.clear()
-    with pytest.warns(data.CacheWarning, match="damaged"):
+    with pytest.warns(file_cache.CacheWarning, match="damaged"):
         report = data.scan(frame, progress=False)
     assert len(scan_cache) == len(frame)  # every file decoded again
     pd.testing.assert_frame_equal(report.files, expected)
@@ -279,7 +279,7 @@ def test_the_pipeline_reads_a_file_name_that_is_not_utf8(tmp_path):
     png = undecodable(tmp_path, b"bad\xfe.png")  # decoded by load_image
     Image.fromarray(np.full((20, 30, 3), 99, np.uint8)).save(png, format="PNG")
     frame = pd.DataFrame({"path": [str(jpeg), str(png)], "label": [0, 1]})
-    pixels, labels = next(iter(data.make_dataset(frame, image_size=32, batch_size=2)))
+    pixels, labels = next(iter(pipeline.make_dataset(frame, image_size=32, batch_size=2)))
     expected = np.stack([images.load_image(jpeg), images.load_resized(png, 32)])
     np.testing.assert_array_equal(pixels.numpy(), expected)
     assert labels.numpy().tolist() == [0, 1]
@@ -378,7 +378,7 @@ def test_download_without_internet_says_what_to_do(tmp_path, monkeypatch):
         raise ConnectionError("no route to host")
 
     monkeypatch.setattr(kagglehub, "dataset_download", offline)
-    with pytest.raises(RuntimeError, match="helpers.data import"):
+    with pytest.raises(RuntimeError, match="deepfake-lessons import"):
         acquire.download_kaggle(tmp_path / "kaggle")
 
 
@@ -399,6 +399,6 @@ def test_a_split_with_one_class_is_refused_before_training(tmp_path, capsys):
         data.require_both_classes(frames)
     data.require_both_classes(frames, splits=("train", "test"))  # those have both
     out = tmp_path / "model"
-    assert cli.run_command("train", ["--data", str(tmp_path / "root"), "--profile", "smoke",
+    assert cli.main(["train", "--data", str(tmp_path / "root"), "--profile", "smoke",
                                      "--out", str(out)]) == 2
     assert "has no fake images" in capsys.readouterr().err and not out.exists()

@@ -8,13 +8,14 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from helpers import demo, predict
+from helpers import demo
+from helpers.detector import as_detector
 from tests.test_predict import write_bad_files
 
 
 @pytest.fixture(scope="module")
 def detector(trained_model_dir):
-    return predict.as_detector(trained_model_dir)
+    return as_detector(trained_model_dir)
 
 
 @pytest.fixture(scope="module")

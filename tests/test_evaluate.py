@@ -5,7 +5,8 @@ import warnings
 
 import pytest
 
-from helpers import cli, data, evaluate, metrics, predict, saving
+from helpers import cli, data, evaluate, metrics, saving
+from helpers.detector import as_detector
 from tests.test_data import byte_names, undecodable
 from tests.test_predict import write_bad_files
 
@@ -14,7 +15,7 @@ SUMMARY_KEYS = {"n", "counts", "roc_auc", "average_precision", "eer", "at_thresh
 
 @pytest.fixture(scope="module")
 def detector(trained_model_dir):
-    return predict.as_detector(trained_model_dir)
+    return as_detector(trained_model_dir)
 
 
 @pytest.fixture
@@ -113,7 +114,7 @@ def test_a_damaged_training_files_json_names_the_file(tmp_path, content, message
 
 def test_command_line_writes_json(trained_model_dir, small_root, tmp_path, capsys):
     out = tmp_path / "reports" / "metrics.json"
-    assert cli.run_command("evaluate", [str(trained_model_dir), str(small_root), "--json", str(out)]) == 0
+    assert cli.main(["evaluate", str(trained_model_dir), str(small_root), "--json", str(out)]) == 0
     written = json.loads(out.read_text())
     assert SUMMARY_KEYS <= set(written) and written["data"]["split"] == "test" and len(written["skipped"]) == 3
     per_image = written["per_image"]  # enough to recompute every number, intervals included
@@ -131,7 +132,7 @@ def test_a_file_name_that_is_not_utf8_is_scored_and_reported(trained_model_dir, 
     shutil.copy(sorted(real.iterdir())[0], undecodable(real))
     undecodable(small_root / "Test" / "Fake", b"notes\xfe.jpg").write_bytes(b"shopping list\n")
     out = tmp_path / "metrics.json"
-    assert cli.run_command("evaluate", [str(trained_model_dir), str(small_root), "--json", str(out)]) == 0
+    assert cli.main(["evaluate", str(trained_model_dir), str(small_root), "--json", str(out)]) == 0
     written = json.loads(out.read_text())  # JSON escapes the undecodable byte (\udcff) and gives it back
     assert written["counts"] == {"real": 4, "fake": 3}
     assert "Test/Real/bad\udcff.jpg" in [row["relpath"] for row in written["per_image"]]
@@ -140,7 +141,7 @@ def test_a_file_name_that_is_not_utf8_is_scored_and_reported(trained_model_dir, 
 
 
 def test_command_line_fails_plainly_on_a_bad_root(trained_model_dir, tmp_path, capsys):
-    assert cli.run_command("evaluate", [str(trained_model_dir), str(tmp_path / "nowhere")]) == 2
+    assert cli.main(["evaluate", str(trained_model_dir), str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 

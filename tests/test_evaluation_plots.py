@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from helpers import evaluation_plots as ep
-from helpers import metrics, predict
+from helpers import metrics
+from helpers.detector import as_detector
 
 LABELS = np.array([0, 0, 0, 0, 1, 1, 1, 1])
 SCORES = np.array([0.1, 0.2, 0.7, 0.4, 0.9, 0.3, 0.8, 0.6])
@@ -106,7 +107,7 @@ def test_most_confident_picks_by_outcome(scores):
 
 
 def test_gradcam_grid_and_robustness_plot(trained_model_dir, scores):
-    detector = predict.as_detector(trained_model_dir)
+    detector = as_detector(trained_model_dir)
     examples = ep.most_confident(scores, per_outcome=1)
     fig = ep.gradcam_grid(detector, examples)
     assert len([ax for ax in fig.axes if ax.images]) == 4

@@ -7,6 +7,7 @@ import pytest
 import skimage.data
 
 from helpers import data, faces, metrics, predict
+from helpers.detector import Detector
 
 TIGHT = faces.CropStyle(scale=1.0, offset_x=0.0, offset_y=0.0, level_eyes=False, tilt_p90=0.0,
                         faces_found=1, images_sampled=1)
@@ -109,13 +110,13 @@ def test_the_two_sets_are_cropped_differently(dfdc, ffhq):
                                                          ("trained_ffhq_model_dir", "ffhq")])
 def test_finding_faces_in_face_crops_keeps_the_roc_auc(model_fixture, root_fixture, request):
     """The training-style crops of a test split, found and cropped again, score as they did (within 0.02)."""
-    detector = predict.Detector.load(request.getfixturevalue(model_fixture), verbose=False)
+    detector = Detector.load(request.getfixturevalue(model_fixture), verbose=False)
     assert detector.crop_style is not None and detector.crop_style.faces_found > 0  # train measured it
     test = data.by_split(data.index_dataset(request.getfixturevalue(root_fixture)))["test"]
     paths, labels = test["path"].tolist(), test["label"].to_numpy()
-    as_given = [p.p_fake for p in detector.predict_files(paths, progress=False, faces="off")]
+    as_given = [p.p_fake for p in predict.predict_files(detector, paths, progress=False, faces="off")]
     found = {}
-    for p in detector.predict_files(paths, progress=False, faces="auto"):
+    for p in predict.predict_files(detector, paths, progress=False, faces="auto"):
         found.setdefault(p.source, p)  # the leftmost face: a crop shows one
     assert sum(p.faces_found == 1 for p in found.values()) > 0.8 * len(paths)
     with_faces = [found[path].p_fake for path in paths]

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from helpers import config, data, generalisation, train
+from helpers import config, data, generalisation, model_folders, train
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,8 @@ def test_sbi_rows_flow_through_the_pipeline(smoke_frames):
 
 def test_model_dir_names_the_mode(dfdc):
     smoke = config.get_profile("smoke")
-    assert train.model_dir(dfdc, smoke).name == "smoke-dfdc-faces"
-    assert train.model_dir(dfdc, smoke, "real+sbi").name == "smoke-dfdc-faces-real-sbi"
+    assert model_folders.model_dir(dfdc, smoke).name == "smoke-dfdc-faces"
+    assert model_folders.model_dir(dfdc, smoke, "real+sbi").name == "smoke-dfdc-faces-real-sbi"
 
 
 def test_cross_dataset_table_and_its_reading(trained_model_dir, dfdc, ffhq):
@@ -92,6 +92,7 @@ def test_verdict_reads_the_interval_not_the_point(other, expected):
 def test_data_roots_add_the_cross_root_only_when_set(monkeypatch, dfdc, ffhq):
     monkeypatch.setenv(config.DATA_ENV, str(dfdc))
     monkeypatch.delenv(config.CROSS_DATA_ENV, raising=False)
-    assert generalisation.data_roots() == {"dfdc-faces": dfdc.resolve()}
+    assert generalisation.data_roots(config.resolve()) == {"dfdc-faces": dfdc.resolve()}
     monkeypatch.setenv(config.CROSS_DATA_ENV, str(ffhq))
-    assert generalisation.data_roots() == {"dfdc-faces": dfdc.resolve(), "ffhq-stylegan2": ffhq.resolve()}
+    assert generalisation.data_roots(config.resolve()) == {"dfdc-faces": dfdc.resolve(),
+                                                           "ffhq-stylegan2": ffhq.resolve()}

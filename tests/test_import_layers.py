@@ -1,47 +1,26 @@
-"""Data flows one way through src/helpers: no module imports from a later step of README's module table."""
+"""Data flows one way through src/helpers: every module imports only modules listed before it in README's table.
+
+README's module table lists the steps in order, and the modules of each step in order: together one
+list. Every import of one helpers module by another is an edge, whether at the top of a file or inside
+a function, and so is every command that `helpers.cli` runs (it imports their modules by name, from
+its COMMANDS table). Each edge must point to a module earlier in the list. No exception is allowed.
+"""
 import ast
 import re
 from pathlib import Path
 
 import pytest
 
+from helpers import cli
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "helpers"
 
-# The steps of the course's data flow, in order, as README's module table lists them (checked below).
-# A module may import from its own step and from the steps above it.
-STEPS = {
-    "settings": ["config", "errors", "files", "tensorflow_logs", "plots"],
-    "data": ["images", "data", "acquire", "sbi", "standin", "faces"],
-    "measuring": ["metrics"],
-    "looking before training": ["eda", "spectrum", "audit", "augment"],
-    "model": ["torch_checkpoint", "backbones", "classifier", "probe", "train", "ladder"],
-    "the saved model folder": ["saving"],
-    "using it": ["evaluate", "evaluation_plots", "gradcam", "robustness", "generalisation", "predict",
-                 "export", "demo", "web_app", "lessons"],
-    "ways in": ["notebook", "cli"],
-}
-# An import against that order, on purpose (README says so under the table).
-ALLOWED = {
-    ("train", "saving"): "training writes the saved model folder through the contract that everything after reads",
-}
-STEP_OF = {module: position for position, modules in enumerate(STEPS.values()) for module in modules}
-
-
-def _is_main_block(node: ast.AST) -> bool:
-    """`if __name__ == "__main__":` — the shims that hand `python -m helpers.X` to helpers.cli."""
-    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
-            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__")
-
 
 def helpers_imports(path: Path) -> set[str]:
-    """The helpers modules that a file imports, at the top or inside functions (not in its __main__ block)."""
+    """The helpers modules that a file imports, anywhere in it (top level, functions, `if` blocks)."""
     found = set()
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    pending = [node for node in tree.body if not _is_main_block(node)]
-    while pending:
-        node = pending.pop()
-        pending.extend(ast.iter_child_nodes(node))
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
             module = node.module or ""
             if node.level and not module:  # from . import x
@@ -61,11 +40,6 @@ def modules() -> list[str]:
     return sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__")
 
 
-@pytest.fixture(scope="module")
-def graph() -> dict[str, set[str]]:
-    return {name: helpers_imports(PACKAGE / f"{name}.py") for name in modules()}
-
-
 def readme_table() -> dict[str, list[str]]:
     """README's module table: {step: [module, ...]}, each module named in backticks at the start of an item."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -77,32 +51,43 @@ def readme_table() -> dict[str, list[str]]:
     return steps
 
 
-def test_readme_table_lists_the_steps_in_order_and_every_module_once():
-    assert readme_table() == STEPS
-    listed = [module for step in STEPS.values() for module in step]
-    assert sorted(listed) == modules(), "every module in src/helpers, and nothing else, is in one step"
+ORDER = [module for step in readme_table().values() for module in step]
+POSITION = {module: position for position, module in enumerate(ORDER)}
 
 
-def test_no_module_imports_from_a_later_step(graph):
-    against = {(module, imported): f"{module} (step {STEP_OF[module] + 1}) imports {imported} "
-                                   f"(step {STEP_OF[imported] + 1})"
-               for module, imports in graph.items() for imported in imports
-               if STEP_OF[imported] > STEP_OF[module]}
-    assert not {pair: line for pair, line in against.items() if pair not in ALLOWED}
-    assert set(ALLOWED) <= set(against), "an allowed exception that no longer happens is dropped from ALLOWED"
+def edges() -> set[tuple[str, str]]:
+    """(importer, imported) for every import between helpers modules, and cli -> each command's module."""
+    found = {(name, imported) for name in modules() for imported in helpers_imports(PACKAGE / f"{name}.py")}
+    return found | {("cli", command.module) for command in cli.COMMANDS.values()}
+
+
+def test_readme_table_lists_every_module_once():
+    assert len(ORDER) == len(set(ORDER)), "a module is listed twice"
+    assert sorted(ORDER) == modules(), "every module in src/helpers, and nothing else, is in the table"
+
+
+def test_every_import_points_to_an_earlier_module():
+    against = sorted(f"{importer} (#{POSITION[importer] + 1}) imports {imported} (#{POSITION[imported] + 1})"
+                     for importer, imported in edges() if POSITION[imported] >= POSITION[importer])
+    assert not against, "against README's order:\n" + "\n".join(against)
+
+
+def test_the_command_line_is_seen_and_only_ways_in_follow_it():
+    commands = {module for importer, module in edges() if importer == "cli"}
+    assert commands >= {"data", "train", "predict", "evaluate", "export", "web_app"}
+    assert ORDER[-2:] == ["cli", "__main__"] and helpers_imports(PACKAGE / "__main__.py") == {"cli"}
+
+
+def test_no_module_keeps_a_main_block():
+    """`python -m helpers COMMAND` is the one way in besides the console script: no module has its own."""
+    for name in modules():
+        source = (PACKAGE / f"{name}.py").read_text(encoding="utf-8")
+        assert '__name__ == "__main__"' not in source, f"{name} has a __main__ block"
 
 
 def test_the_package_itself_imports_only_settings():
-    assert helpers_imports(PACKAGE / "__init__.py") <= set(STEPS["settings"])
-
-
-def test_no_two_modules_import_each_other_in_a_circle(graph):
-    from graphlib import CycleError, TopologicalSorter
-
-    try:
-        list(TopologicalSorter(graph).static_order())
-    except CycleError as err:
-        pytest.fail(f"import circle: {' -> '.join(err.args[1])}")
+    first_step = next(iter(readme_table().values()))
+    assert helpers_imports(PACKAGE / "__init__.py") <= set(first_step)
 
 
 def test_the_parser_sees_every_form_of_import(tmp_path):
@@ -110,4 +95,14 @@ def test_the_parser_sees_every_form_of_import(tmp_path):
     source.write_text("from . import config\nfrom .data import scan\nfrom helpers import images, model as m\n"
                       "import helpers.saving\n\ndef later():\n    from helpers.train import train\n\n"
                       "if __name__ == '__main__':\n    from helpers import cli\n")
-    assert helpers_imports(source) == {"config", "data", "images", "model", "saving", "train"}
+    assert helpers_imports(source) == {"cli", "config", "data", "images", "model", "saving", "train"}
+
+
+@pytest.mark.parametrize("wrong", ["faces", "train", "__main__"])  # later in its own step, later steps
+def test_a_backward_edge_is_caught(wrong, monkeypatch):
+    """The check can fail: an import of a later module by an earlier one is reported."""
+    real = helpers_imports
+    monkeypatch.setitem(globals(), "helpers_imports",
+                        lambda path: real(path) | ({wrong} if path.stem == "data" else set()))
+    with pytest.raises(AssertionError, match=f"data .* imports {wrong}"):
+        test_every_import_points_to_an_earlier_module()

@@ -3,8 +3,9 @@ import shutil
 
 import pytest
 
-from helpers import config, files, lessons, predict, saving, train
+from helpers import config, files, lessons, model_folders, saving, train
 from helpers.errors import FolderExistsError, MissingModelError
+from helpers.detector import Detector
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def test_smoke_trains_a_missing_stage1_model(models_dir, dfdc):
 def test_smoke_trains_a_missing_model_then_loads_it(models_dir, dfdc, trained_model_dir, monkeypatch, capsys):
     calls = []
 
-    def fake_train(root, profile, out_dir, verbose, mode):  # stands in for the 20 s training run
+    def fake_train(root, profile, out_dir, verbose, mode, overwrite):  # stands in for the 20 s training run
         calls.append((root, profile.name, out_dir, mode))
         shutil.copytree(trained_model_dir, out_dir)
 
@@ -40,7 +41,7 @@ def test_smoke_trains_a_missing_model_then_loads_it(models_dir, dfdc, trained_mo
     detector = lessons.load_final_model(dfdc, "smoke")
     expected = models_dir / "smoke-dfdc-faces"
     assert calls == [(dfdc, "smoke", expected, "real+fake")] and "training one now" in capsys.readouterr().out
-    assert isinstance(detector, predict.Detector) and detector.directory == expected
+    assert isinstance(detector, Detector) and detector.directory == expected
 
     again = lessons.load_final_model(dfdc, config.get_profile("smoke"))  # now it exists: no second run
     assert len(calls) == 1 and again.threshold == detector.threshold
@@ -51,7 +52,7 @@ def test_a_missing_model_stops_a_notebook_with_one_line(models_dir, tmp_path):
         lessons.load_final_model(tmp_path / "my-faces", "cpu")
     lines = caught.value._render_traceback_()  # what IPython shows instead of the traceback
     assert len(lines) == 1 and "\n" not in lines[0]
-    assert f"python -m helpers.train --data {tmp_path / 'my-faces'} --profile cpu" in lines[0]
+    assert f"deepfake-lessons train --data {tmp_path / 'my-faces'} --profile cpu" in lines[0]
     assert "min on 2 CPU cores" in lines[0]
 
 
@@ -66,12 +67,12 @@ def write_sidecar(folder, data_root):
 def test_two_data_roots_with_one_folder_name_never_share_a_model(models_dir, tmp_path, saved):
     first, second = tmp_path / "a" / "faces", tmp_path / "b" / "faces"
     first.mkdir(parents=True), second.mkdir(parents=True)
-    folder = train.model_dir(first, config.get_profile("smoke"))
+    folder = model_folders.model_dir(first, config.get_profile("smoke"))
     write_sidecar(folder / saved, first)
-    assert train.model_dir(first, config.get_profile("smoke")) == folder
+    assert model_folders.model_dir(first, config.get_profile("smoke")) == folder
     with pytest.raises(FolderExistsError, match=f"trained on {first}, another data root called 'faces'"):
-        train.model_dir(second, config.get_profile("smoke"))
+        model_folders.model_dir(second, config.get_profile("smoke"))
     with pytest.raises(FolderExistsError, match="another data root"):
         lessons.load_final_model(second, "smoke")  # rather than serve the first root's model
     first.rename(tmp_path / "a" / "moved")  # the first root is gone: its model may be this data, moved
-    assert train.model_dir(second, config.get_profile("smoke")) == folder
+    assert model_folders.model_dir(second, config.get_profile("smoke")) == folder

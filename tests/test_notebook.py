@@ -81,8 +81,8 @@ def test_profile_passed_to_start_is_said_and_exported(clean_env, monkeypatch):
 def test_missing_data_prints_the_ways_to_get_it(clean_env, tmp_path, capsys):
     assert notebook.report_data(tmp_path / "nothing-here") is None
     out = capsys.readouterr().out
-    for command in ("python -m helpers.data download", "python -m helpers.data import",
-                    "python -m helpers.standin"):
+    for command in ("deepfake-lessons download", "deepfake-lessons import",
+                    "deepfake-lessons standin"):
         assert command in out
 
 
@@ -97,7 +97,7 @@ def test_colab_keeps_files_on_drive(colab, capsys):
     assert folder == notebook.DRIVE_FOLDER.resolve() and colab["mounted"] == [str(notebook.DRIVE_MOUNT)]
     assert config.MODELS_DIR == folder / "models" and config.DATA_DIR == folder / "data"
     assert config.FIGURES_DIR == folder / "figures"
-    assert os.environ[config.STORAGE_ENV] == str(folder)  # `!python -m helpers.train` agrees
+    assert os.environ[config.STORAGE_ENV] == str(folder)  # `!deepfake-lessons train` agrees
 
 
 def test_colab_without_drive_says_what_is_lost(colab, capsys):
@@ -155,7 +155,7 @@ def test_lesson_00_without_data_says_what_to_do(monkeypatch, tmp_path):
     NotebookClient(lesson, timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
     printed = "".join(output.get("text", "") for cell in lesson.cells if cell.cell_type == "code"
                       for output in cell.outputs)
-    assert f"No images in {empty} yet" in printed and "python -m helpers.standin" in printed
+    assert f"No images in {empty} yet" in printed and "deepfake-lessons standin" in printed
     assert "Nothing to scan yet" in printed and "Skipped: this check copies" in printed
 
 

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from helpers import cli, files, images, predict, saving
+from helpers.detector import Detector, NO_FACE, NoCropStyleError, as_detector
 from tests.test_data import byte_names, undecodable
 
 
@@ -26,7 +27,7 @@ def write_bad_files(folder, jpeg_bytes: bytes) -> dict:
 
 @pytest.fixture(scope="module")
 def detector(trained_model_dir):
-    return predict.as_detector(trained_model_dir)
+    return as_detector(trained_model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_every_kind_of_source_gives_the_same_score(detector, faces):
 
 
 def test_module_level_call_reuses_the_loaded_model(trained_model_dir, detector, faces):
-    assert predict.as_detector(trained_model_dir) is detector
+    assert as_detector(trained_model_dir) is detector
     assert predict.predict_image(trained_model_dir, faces[0]) == detector.predict_image(faces[0])
     assert predict.predict_image(detector, faces[0], name="upload.jpg").source == "upload.jpg"
 
@@ -76,7 +77,7 @@ def test_bad_input_raises_a_plain_value_error(detector, faces, tmp_path):
 def test_predict_files_reports_bad_files_and_keeps_going(detector, faces, tmp_path):
     expected = write_bad_files(tmp_path / "bad", faces[0].read_bytes())
     paths = [faces[0], tmp_path / "bad" / "empty.jpg", tmp_path / "missing.jpg", tmp_path / "bad", faces[1]]
-    predictions = detector.predict_files(paths, batch_size=2, progress=False)
+    predictions = predict.predict_files(detector, paths, batch_size=2, progress=False)
     by_source = {p.source: p for p in predictions}
     assert [p.source for p in predictions] == [str(faces[0]), str(tmp_path / "bad" / "empty.jpg"),
                                                str(tmp_path / "missing.jpg"),
@@ -91,7 +92,7 @@ def test_predict_files_reports_bad_files_and_keeps_going(detector, faces, tmp_pa
 
 
 def test_batches_score_like_single_images(detector, faces):
-    batched = detector.predict_files(faces, batch_size=3, progress=False)
+    batched = predict.predict_files(detector, faces, batch_size=3, progress=False)
     single = [detector.predict_image(path).p_fake for path in faces]
     np.testing.assert_allclose([p.p_fake for p in batched], single, atol=1e-5)
     assert len({round(score, 6) for score in single}) > 1  # the model does not answer one constant
@@ -101,26 +102,26 @@ def test_finding_faces_holds_few_whole_photos_at_once(detector, tmp_path, monkey
     for i in range(3 * predict.PHOTOS_AT_ONCE):
         png(tmp_path, f"scene_{i:02d}.png", np.full((40, 60, 3), i, np.uint8))
     held, most, lock = [0], [0], threading.Lock()  # photos decoded and not yet scored; the most at once
-    load, score = detector._load, detector._score
+    load, score = predict._load, detector.score
 
-    def counted_load(path, mode):
+    def counted_load(path, mode, image_size):
         with lock:
             held[0] += 1
             most[0] = max(most[0], held[0])
-        return load(path, mode)
+        return load(path, mode, image_size)
 
     def counted_score(mode, names, loaded):
         with lock:
             held[0] -= len(loaded)
         return score(mode, names, loaded)
 
-    monkeypatch.setattr(detector, "_load", counted_load)
-    monkeypatch.setattr(detector, "_score", counted_score)
-    predictions = detector.predict_files([tmp_path], batch_size=32, progress=False, faces="auto")
+    monkeypatch.setattr(predict, "_load", counted_load)
+    monkeypatch.setattr(detector, "score", counted_score)
+    predictions = predict.predict_files(detector, [tmp_path], batch_size=32, progress=False, faces="auto")
     assert len(predictions) == 3 * predict.PHOTOS_AT_ONCE
     assert most[0] <= 2 * predict.PHOTOS_AT_ONCE  # this batch and the next one, however large batch_size is
     most[0] = 0
-    detector.predict_files([tmp_path], batch_size=32, progress=False, faces="off")  # resized images are small
+    predict.predict_files(detector, [tmp_path], batch_size=32, progress=False, faces="off")  # resized images are small
     assert most[0] == 3 * predict.PHOTOS_AT_ONCE
 
 
@@ -164,7 +165,7 @@ def test_command_line_prints_a_table_and_writes_csv(trained_model_dir, faces, tm
     write_bad_files(tmp_path / "in", faces[0].read_bytes())
     shutil.copy(faces[0], tmp_path / "in" / "face.jpg")
     out = tmp_path / "out" / "predictions.csv"
-    assert cli.run_command("predict", [str(trained_model_dir), str(tmp_path / "in"), "--csv", str(out)]) == 0
+    assert cli.main(["predict", str(trained_model_dir), str(tmp_path / "in"), "--csv", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "face.jpg" in printed and "1 images scored (1 faces), 3 left out." in printed
     assert "left out: " in printed and "empty" in printed
@@ -184,10 +185,10 @@ def test_a_file_name_that_is_not_utf8_is_scored_and_printed_escaped(trained_mode
     shutil.copy(faces[0], undecodable(folder))
     shutil.copy(faces[0], folder / "face.jpg")
     undecodable(folder, b"notes\xfe.jpg").write_bytes(b"shopping list\n")
-    by_source = {p.source: p for p in detector.predict_files([folder], progress=False)}
+    by_source = {p.source: p for p in predict.predict_files(detector, [folder], progress=False)}
     assert by_source[str(undecodable(folder))].p_fake == pytest.approx(by_source[str(folder / "face.jpg")].p_fake)
     out = tmp_path / "out" / "predictions.csv"
-    assert cli.run_command("predict", [str(trained_model_dir), str(folder), "--csv", str(out)]) == 0
+    assert cli.main(["predict", str(trained_model_dir), str(folder), "--csv", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "bad\\xff.jpg" in printed and f"left out: {folder}/notes\\xfe.jpg: not an image" in printed
     assert os.listdir(out.parent) == ["predictions.csv"]  # written whole, no temporary left behind
@@ -199,17 +200,17 @@ def test_a_file_name_that_is_not_utf8_is_scored_and_printed_escaped(trained_mode
 def test_command_line_exits_2_when_nothing_could_be_scored(trained_model_dir, faces, tmp_path, capsys):
     write_bad_files(tmp_path / "in", faces[0].read_bytes())
     (tmp_path / "in" / "link.jpg").symlink_to(faces[0])
-    assert cli.run_command("predict", [str(trained_model_dir), str(tmp_path / "in")]) == 2
+    assert cli.main(["predict", str(trained_model_dir), str(tmp_path / "in")]) == 2
     printed = capsys.readouterr()
     assert f"left out: {tmp_path / 'in' / 'link.jpg'}: a symbolic link" in printed.out
     assert "nothing could be scored" in printed.err and "all 4 files were left out" in printed.err
     (tmp_path / "empty").mkdir()
-    assert cli.run_command("predict", [str(trained_model_dir), str(tmp_path / "empty")]) == 2
+    assert cli.main(["predict", str(trained_model_dir), str(tmp_path / "empty")]) == 2
     assert "no image files were found" in capsys.readouterr().err
 
 
 def test_command_line_fails_plainly_without_a_model(tmp_path, capsys):
-    assert cli.run_command("predict", [str(tmp_path), str(tmp_path)]) == 2
+    assert cli.main(["predict", str(tmp_path), str(tmp_path)]) == 2
     assert "model.json" in capsys.readouterr().err
 
 
@@ -225,7 +226,7 @@ def test_a_photo_gets_a_row_per_face_and_a_scene_the_whole_image(detector, tmp_p
 
     photo = np.concatenate([skimage.data.astronaut(), skimage.data.astronaut()[:, ::-1]], axis=1)  # two faces
     paths = [png(tmp_path, "two.png", photo), png(tmp_path, "coffee.png", skimage.data.coffee())]
-    rows = detector.predict_files(paths, progress=False, faces="auto")
+    rows = predict.predict_files(detector, paths, progress=False, faces="auto")
     two, coffee = [p for p in rows if p.source.endswith("two.png")], [p for p in rows if p.source.endswith("coffee.png")]
     assert [p.face for p in two] == [1, 2] and all(p.faces_found == 2 and p.ok for p in two)
     assert two[0].box[0] < 512 <= two[1].box[0]  # left to right
@@ -233,9 +234,9 @@ def test_a_photo_gets_a_row_per_face_and_a_scene_the_whole_image(detector, tmp_p
     (whole,) = coffee
     assert whole.ok and whole.faces_found == 0 and whole.face is None and whole.box is None
     assert whole.p_fake == pytest.approx(detector.predict_image(paths[1]).p_fake, abs=1e-6)
-    (refused,) = detector.predict_files(paths[1:], progress=False, faces="on")
-    assert not refused.ok and refused.error == predict.NO_FACE and refused.faces_found == 0
-    (as_is,) = detector.predict_files(paths[:1], progress=False, faces="off")
+    (refused,) = predict.predict_files(detector, paths[1:], progress=False, faces="on")
+    assert not refused.ok and refused.error == NO_FACE and refused.faces_found == 0
+    (as_is,) = predict.predict_files(detector, paths[:1], progress=False, faces="off")
     assert as_is.faces_found is None and as_is.p_fake == pytest.approx(detector.predict_image(paths[0]).p_fake)
 
 
@@ -258,11 +259,11 @@ def test_a_model_without_a_crop_style_scores_whole_images(model_copy, faces, tmp
     sidecar = json.loads((model_copy / saving.SIDECAR_FILE).read_text())
     del sidecar["face_crop"]
     files.write_json(model_copy / saving.SIDECAR_FILE, sidecar)
-    detector = predict.Detector.load(model_copy, verbose=False)
+    detector = Detector.load(model_copy, verbose=False)
     assert detector.crop_style is None and detector.face_mode("auto") == "off"
     (whole,) = detector.predict_photo(faces[0])
     assert whole.faces_found is None and whole.p_fake == pytest.approx(detector.predict_image(faces[0]).p_fake)
-    with pytest.raises(predict.NoCropStyleError, match="records no face crop style"):
+    with pytest.raises(NoCropStyleError, match="records no face crop style"):
         detector.predict_photo(faces[0], faces="on")
     with pytest.raises(ValueError, match="Unknown faces mode"):
         detector.predict_photo(faces[0], faces="yes")
@@ -280,10 +281,10 @@ def _truncate(path):
 
 def test_rebuilding_from_weights_gives_identical_predictions(model_copy, faces, capsys):
     batch = np.stack([images.load_resized(path, 96) for path in faces])
-    from_keras_file = predict.Detector.load(model_copy).p_fake(batch)
+    from_keras_file = Detector.load(model_copy).p_fake(batch)
     assert "rebuilding" not in capsys.readouterr().out
     _truncate(model_copy / saving.MODEL_FILE)
-    rebuilt = predict.Detector.load(model_copy)
+    rebuilt = Detector.load(model_copy)
     assert "rebuilding" in capsys.readouterr().out
     np.testing.assert_allclose(rebuilt.p_fake(batch), from_keras_file, atol=1e-6)
 
@@ -292,10 +293,10 @@ def test_damaged_weights_name_the_file(model_copy):
     _truncate(model_copy / saving.MODEL_FILE)
     _truncate(model_copy / saving.WEIGHTS_FILE)
     with pytest.raises(saving.ModelFileError, match="model.weights.h5"):
-        predict.Detector.load(model_copy, verbose=False)
+        Detector.load(model_copy, verbose=False)
 
 
 def test_missing_sidecar_is_a_model_file_error(model_copy):
     (model_copy / saving.SIDECAR_FILE).unlink()
     with pytest.raises(saving.ModelFileError, match="model.json"):
-        predict.Detector.load(model_copy)
+        Detector.load(model_copy)

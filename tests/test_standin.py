@@ -103,7 +103,7 @@ def test_is_standin_knows_its_own_folders_only(roots, flat_root, tmp_path):
 def test_the_command_line_writes_the_same_bytes_again(roots, tmp_path, capsys):
     out_dir = tmp_path / "again"
     out_dir.mkdir()  # an empty folder is fine
-    assert cli.run_command("standin", [str(out_dir)]) == 0
+    assert cli.main(["standin", str(out_dir)]) == 0
     printed = capsys.readouterr().out
     for variable, root in roots.items():
         assert f"{variable}={out_dir.resolve() / root.name}" in printed
@@ -112,7 +112,7 @@ def test_the_command_line_writes_the_same_bytes_again(roots, tmp_path, capsys):
 
 def test_the_command_line_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("mine")
-    assert cli.run_command("standin", [str(tmp_path)]) == 2
+    assert cli.main(["standin", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error:") and error.count("\n") == 1
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]

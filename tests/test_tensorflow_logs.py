@@ -52,5 +52,5 @@ def test_a_command_starts_quietly_and_the_lines_come_back_when_asked():
     shown = [known for known in tensorflow_logs.START_UP_LINES if known in loud]
     if not shown:
         pytest.skip("this TensorFlow writes none of the known start-up lines here: nothing to hide")
-    quiet = _stderr(["-m", "helpers.train", "--help"])  # imports Keras, hence TensorFlow, at the top
+    quiet = _stderr(["-m", "helpers", "train", "--help"])  # imports Keras, hence TensorFlow, at the top
     assert not [known for known in tensorflow_logs.START_UP_LINES if known in quiet], quiet

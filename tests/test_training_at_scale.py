@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import config, data, saving, train
+from helpers import config, data, model_folders, pipeline, saving, train
 from helpers import classifier
 from helpers.images import load_resized
 from tests.conftest import write_jpeg
@@ -165,7 +165,7 @@ def test_training_on_two_devices_mirrors_the_model_and_doubles_the_batch(noise_r
     assert report["training"]["replicas"] == 2 and report["training"]["global_batch_size"] == 8
     assert report["history_stages"] == ["stage1", "stage2"]
     assert report["same_weights"] and report["prediction_gap"] < 1e-5
-    assert (out / saving.SIDECAR_FILE).is_file() and not (tmp_path / f"model{train.PARTIAL_SUFFIX}").exists()
+    assert (out / saving.SIDECAR_FILE).is_file() and not (tmp_path / f"model{model_folders.PARTIAL_SUFFIX}").exists()
 
 
 def test_one_device_keeps_the_default_strategy_and_the_profiles_batch():
@@ -197,7 +197,7 @@ def interrupting(stage: str):
 def test_full_settings_resume_each_stage_after_a_disconnect(noise_root, tmp_path, monkeypatch):
     profile = full_at_smoke_size()
     out = tmp_path / "model"
-    partial = tmp_path / f"model{train.PARTIAL_SUFFIX}"
+    partial = tmp_path / f"model{model_folders.PARTIAL_SUFFIX}"
 
     def run():
         return train.train(noise_root, profile, out, backbone=BACKBONE, verbose=0, mixed_precision=True)
@@ -205,7 +205,7 @@ def test_full_settings_resume_each_stage_after_a_disconnect(noise_root, tmp_path
     monkeypatch.setattr(train, "_callbacks", interrupting("stage1"))
     with pytest.raises(KeyboardInterrupt):
         run()
-    assert (partial / train.CHECKPOINT_DIR / "stage1_backup").is_dir() and not out.exists()
+    assert (partial / model_folders.CHECKPOINT_DIR / "stage1_backup").is_dir() and not out.exists()
 
     monkeypatch.setattr(train, "_callbacks", interrupting("stage2"))
     with pytest.raises(KeyboardInterrupt):
@@ -214,7 +214,7 @@ def test_full_settings_resume_each_stage_after_a_disconnect(noise_root, tmp_path
     assert list(pd.read_csv(partial / "log_stage2.csv")["epoch"]) == [0], "stage 2 began at its first epoch"
     settings = saving.read_metadata(partial / "stage1")["training"]["settings"]
     assert settings["dtype_policy"] == "mixed_float16" and settings["batch_size"] == profile.batch_size
-    assert train.finished_stage1(partial / "stage1", {**settings, "stage1_lr": 0.5}) is None, "other settings"
+    assert model_folders.finished_stage1(partial / "stage1", {**settings, "stage1_lr": 0.5}) is None, "other settings"
 
     monkeypatch.undo()
     monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
@@ -233,7 +233,7 @@ def test_full_settings_resume_each_stage_after_a_disconnect(noise_root, tmp_path
     assert result.history.query("stage == 'stage2'")["epoch"].tolist() == [2]
     training = result.metadata["training"]
     assert training["stage1_loaded_from_an_earlier_run"] and training["dtype_policy"] == "mixed_float16"
-    assert not partial.exists() and not (out / train.CHECKPOINT_DIR / "stage2_backup").exists()
+    assert not partial.exists() and not (out / model_folders.CHECKPOINT_DIR / "stage2_backup").exists()
     loaded, _ = saving.load_model(out, verbose=False)
     assert not classifier.is_mixed_precision(loaded) and not classifier.is_mixed_precision(result.model)
     images = random_images(4)
@@ -278,6 +278,6 @@ def test_the_pipeline_decodes_every_kind_of_file_as_load_image_does(tmp_path):
     for name, options in files.items():
         options.pop("img").save(tmp_path / name, **({"quality": 90} if name.endswith(".jpg") else {}), **options)
     frame = pd.DataFrame({"path": [str(tmp_path / name) for name in files], "label": 0})
-    images, _ = next(iter(data.make_dataset(frame, 48, batch_size=len(files), cache=False)))
+    images, _ = next(iter(pipeline.make_dataset(frame, 48, batch_size=len(files), cache=False)))
     for name, image in zip(files, images.numpy()):
         np.testing.assert_array_equal(image, load_resized(tmp_path / name, 48), err_msg=name)

@@ -14,7 +14,8 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 from PIL import Image
 
-from helpers import config, demo, predict, web_app
+from helpers import config, demo, web_app
+from helpers.detector import as_detector
 from tests.conftest import free_port
 from tests.test_packaging import _environment_pins, _pyproject_requirements
 
@@ -23,7 +24,7 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 @pytest.fixture(scope="module")
 def detector(trained_model_dir):
-    return predict.as_detector(trained_model_dir)
+    return as_detector(trained_model_dir)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ into place only when everything went well, and they never overwrite an existing 
 refuses symbolic links (in a zip or a folder alike), paths that leave the target, and zip bombs.
 
 Command line: `deepfake-lessons download [--dest DIR]` and `deepfake-lessons import SOURCE [--dest DIR]`
-(or `python -m helpers.data download|import`).
+(or `python -m helpers download|import`).
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def download_kaggle(dest: str | os.PathLike) -> Path:
             "  1. create an API token on kaggle.com (Settings > API), put it in ~/.kaggle/kaggle.json "
             f"or set {' and '.join(config.KAGGLE_ENV)}, then run this command again; or\n"
             f"  2. download the zip from https://www.kaggle.com/datasets/{KAGGLE_HANDLE} in a browser "
-            "and run `python -m helpers.data import PATH/TO/archive.zip`."
+            "and run `deepfake-lessons import PATH/TO/archive.zip`."
         ) from err
 
 

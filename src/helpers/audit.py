@@ -7,36 +7,28 @@ shares it, and fails on the first image that does not. The audit measures each p
 image and asks how well it alone tells the classes apart (ROC-AUC, 0.5 = not at all); then it
 trains a tiny cross-validated classifier on all of them together.
 
+What it measures per file is in `file_properties`, the duplicate search in `near_duplicates`.
+
 Entry point: `audit_dataset(scan_report_or_frame, profile=None) -> AuditReport`.
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import imagehash
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageDraw, ImageFont
 
 from helpers import config, data
-from helpers.errors import FolderExistsError
+from helpers.file_properties import describe_files
 from helpers.files import printable
-from helpers.images import load_image, load_resized
+from helpers.near_duplicates import NEAR_DUPLICATE_BITS, duplicate_groups, find_duplicates
 
 # Thresholds: named here so a learner can see, and change, what counts as a problem.
-# Perceptual hashes (64 bits) this close or closer are "the same picture". A re-saved or resized
-# copy lands within 0-2 bits; aligned faces of two different people rarely come closer than 6.
-NEAR_DUPLICATE_BITS = 4
 SHORTCUT_WARNING_AUC = 0.70  # one property alone separating the classes this well deserves a look
 SHORTCUT_CRITICAL_AUC = 0.90  # ... and this well means a model can cheat with it
 CHANCE_Z = 3.5  # an AUC must also sit this many standard errors above 0.5, so small sets do not cry wolf
-CORNER_FRACTION = 1 / 8  # side of each corner patch, as a fraction of the shorter image side
-BORDER_FRACTION = 1 / 16  # width of each border strip, likewise
 CV_FOLDS = 5
 CLASSIFIER_MAX_PER_CLASS = 10_000  # images of each class the metadata classifier sees at most: the whole
 # 190,000-image Kaggle set would take it many minutes, for an AUC already known to about +-0.01
@@ -44,172 +36,8 @@ FILE_PROPERTIES = "file properties"  # the two feature sets the metadata classif
 WITH_REGIONS = "file properties + corners and borders"
 
 SEVERITIES = ("ok", "info", "warning", "critical")
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-# The IJG (libjpeg) base luminance table in natural order: every encoder built on libjpeg,
-# PIL included, scales this table by the quality setting.
-_IJG_LUMINANCE = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
 
 
-def _ijg_tables() -> np.ndarray:
-    """The luminance table libjpeg writes at each quality 1..100, shape (100, 64)."""
-    quality = np.arange(1, 101)[:, None]
-    scale = np.where(quality < 50, 5000 // quality, 200 - 2 * quality)
-    return np.clip((_IJG_LUMINANCE[None, :] * scale + 50) // 100, 1, 255)
-
-
-_QUALITY_TABLES = _ijg_tables()
-
-
-def estimate_jpeg_quality(quantization: dict | None) -> float:
-    """The libjpeg quality (1-100) whose luminance table is closest to the file's; 100 without one.
-
-    `quantization` is what PIL exposes as `image.quantization` for a JPEG. Images without it
-    (PNG and other lossless formats) count as quality 100: nothing was thrown away.
-    """
-    if not quantization:
-        return 100.0
-    table = np.asarray(quantization[min(quantization)], dtype=np.int64).ravel()[:64]
-    errors = np.abs(_QUALITY_TABLES - table).sum(axis=1)
-    return float(np.flatnonzero(errors == errors.min())[-1] + 1)  # ties near 100: the highest
-
-
-REGIONS = ("corner_top_left", "corner_top_right", "corner_bottom_left", "corner_bottom_right",
-           "border_top", "border_bottom", "border_left", "border_right")
-
-
-def region_statistics(pixels: np.ndarray) -> dict[str, float]:
-    """Brightness (mean), contrast (std) and edge strength of each corner patch and border strip.
-
-    A watermark, a logo or a camera timestamp lives in a corner or along an edge. Its sharp strokes
-    raise the edge strength (the mean grey-level step between neighbouring pixels) far above that
-    of a background, even when they barely change the region's mean or contrast.
-    """
-    grey = pixels.astype(np.float32) @ _LUMA
-    side = min(grey.shape)
-    patch = max(2, round(side * CORNER_FRACTION))
-    strip = max(2, round(side * BORDER_FRACTION))
-    corners = (grey[:patch, :patch], grey[:patch, -patch:], grey[-patch:, :patch], grey[-patch:, -patch:])
-    borders = (grey[:strip], grey[-strip:], grey[:, :strip], grey[:, -strip:])
-    regions = dict(zip(REGIONS, corners + borders))
-    stats = {}
-    for name, region in regions.items():
-        stats[f"{name}_mean"] = float(region.mean())
-        stats[f"{name}_std"] = float(region.std())
-        stats[f"{name}_edges"] = float(np.abs(np.diff(region, axis=0)).mean() + np.abs(np.diff(region, axis=1)).mean())
-    return stats
-
-
-def describe_file(path: str) -> dict:
-    """Everything the audit measures on one readable file, from one read of its bytes."""
-    raw = Path(path).read_bytes()
-    with Image.open(io.BytesIO(raw)) as image:
-        properties = {
-            "sha256": hashlib.sha256(raw).hexdigest(),
-            "jpeg_quality": estimate_jpeg_quality(getattr(image, "quantization", None)),
-            "has_exif": "exif" in image.info,
-            "has_icc_profile": "icc_profile" in image.info,
-        }
-    pixels = load_image(raw, name=path)
-    properties["phash"] = str(imagehash.phash(Image.fromarray(pixels)))
-    properties.update(region_statistics(pixels))
-    return properties
-
-
-DESCRIBED = {"sha256": "str", "jpeg_quality": "float64", "has_exif": "bool", "has_icc_profile": "bool", "phash": "str",
-             **{f"{region}_{statistic}": "float64" for region in REGIONS for statistic in ("mean", "std", "edges")}}
-
-
-def describe_files(files: pd.DataFrame, progress: bool = True, workers: int = 4, cache: bool = True) -> pd.DataFrame:
-    """`files` (readable rows of a scan) with the audit's measurements (DESCRIBED) added as columns.
-
-    Like the scan, the measurements are kept per file in .cache/audit (`data.measure_files`): a second
-    audit of the same data opens only the files that are new or changed.
-    """
-    measured = data.measure_files(files["path"], describe_file, DESCRIBED, "audit", files.attrs.get("root"),
-                                  cache=cache, progress=progress, workers=workers)
-    return pd.concat([files.reset_index(drop=True), measured], axis=1)
-
-
-# ----------------------------------------------------------------------------- duplicates
-def _hash_integers(phashes) -> np.ndarray:
-    """64-bit perceptual hashes (imagehash's 16 hex digits) as unsigned integers."""
-    values = np.asarray(phashes, dtype=str).tolist()
-    odd = next((value for value in values if len(value) != 16), None)
-    if odd is not None:
-        raise ValueError(f"Perceptual hashes must have 64 bits (16 hex digits); got {odd!r}.")
-    return np.array([int(value, 16) for value in values], dtype=np.uint64)
-
-
-def _bit_counts(values: np.ndarray) -> np.ndarray:
-    """Set bits of each uint64 (NumPy 2 counts them natively; before, through a table of bytes)."""
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(values).astype(np.int64)
-    table = np.array([bin(byte).count("1") for byte in range(256)], dtype=np.int64)
-    return table[values.view(np.uint8).reshape(-1, 8)].sum(axis=1)
-
-
-def near_pairs(phashes, max_bits: int = NEAR_DUPLICATE_BITS, batch: int = 1 << 21) -> pd.DataFrame:
-    """Index pairs (a < b) whose perceptual hashes differ in at most `max_bits` bits, sorted by a, then b.
-
-    Multi-index hashing instead of comparing all N²/2 pairs: the 64 bits are cut into max_bits + 1
-    blocks. Two hashes that differ in at most max_bits bits differ in at most max_bits blocks, so at
-    least one block is the same in both (the pigeonhole principle). So only pairs that agree on a
-    whole block are compared, each in the first block they agree on, `batch` pairs at a time. Exact:
-    the same pairs as comparing every pair, in a fraction of the time unless most hashes share blocks.
-    """
-    if not 0 <= max_bits < 64:
-        raise ValueError(f"max_bits must be between 0 and 63, not {max_bits}.")
-    hashes = _hash_integers(phashes)
-    edges = np.linspace(0, 64, max_bits + 2).round().astype(int)
-    masks = [np.uint64(((1 << (high - low)) - 1) << low) for low, high in zip(edges[:-1], edges[1:])]
-    found = [np.zeros((0, 3), np.int64)]
-    for block, mask in enumerate(masks):
-        order = np.argsort(hashes & mask, kind="stable")
-        keys = (hashes & mask)[order]
-        later = np.searchsorted(keys, keys, side="right") - np.arange(len(keys)) - 1  # same key, further on
-        ends = np.cumsum(later)
-        start = 0
-        while start < len(keys):  # positions start..stop-1 and their partners: about `batch` pairs
-            done = ends[start - 1] if start else 0
-            stop = max(start + 1, int(np.searchsorted(ends, done + batch, side="right")))
-            counts = later[start:stop]
-            left = np.repeat(np.arange(start, stop), counts)
-            right = left + 1 + np.arange(len(left)) - np.repeat(ends[start:stop] - counts - done, counts)
-            a, b = order[left], order[right]
-            differing = hashes[a] ^ hashes[b]
-            keep = _bit_counts(differing) <= max_bits
-            for earlier in masks[:block]:  # a pair that agrees on an earlier block was counted there
-                keep &= (differing & earlier) != 0
-            a, b = a[keep], b[keep]
-            found.append(np.stack([np.minimum(a, b), np.maximum(a, b), _bit_counts(differing[keep])], axis=1))
-            start = stop
-    pairs = np.concatenate(found)
-    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
-    return pd.DataFrame(pairs, columns=["a", "b", "distance"])
-
-
-def find_duplicates(images: pd.DataFrame, max_bits: int = NEAR_DUPLICATE_BITS) -> pd.DataFrame:
-    """Every pair of images that are exact (same bytes) or near (close perceptual hash) duplicates."""
-    pairs = near_pairs(images["phash"], max_bits)
-    sha = images["sha256"].to_numpy()
-    # Identical bytes always decode to identical hashes, so exact pairs are among the near ones.
-    pairs["kind"] = np.where(sha[pairs["a"]] == sha[pairs["b"]], "exact", "near")
-    columns = ["path", "relpath", "split", "class_name"]
-    side_a = images.loc[pairs["a"], columns].reset_index(drop=True).add_suffix("_a")
-    side_b = images.loc[pairs["b"], columns].reset_index(drop=True).add_suffix("_b")
-    positions = pairs[["a", "b"]].rename(columns={"a": "index_a", "b": "index_b"})  # rows of `images`
-    result = pd.concat([pairs[["kind", "distance"]], positions, side_a, side_b], axis=1)
-    result["across_splits"] = result["split_a"] != result["split_b"]
-    result["across_classes"] = result["class_name_a"] != result["class_name_b"]
-    return result.sort_values(["kind", "distance", "relpath_a"]).reset_index(drop=True)
-
-
-# ----------------------------------------------------------------------------- shortcuts
 def is_region_feature(name: str) -> bool:
     """Corner and border statistics measure pixels (content), the rest measure the file."""
     return name.startswith(("corner_", "border_"))
@@ -268,16 +96,6 @@ def feature_aucs(features: pd.DataFrame, labels) -> pd.DataFrame:
                      "real_median": values[labels == 0].median(), "fake_median": values[labels == 1].median(),
                      "severity": severity_of(auc, margin)})
     return pd.DataFrame(rows).sort_values("auc", ascending=False, kind="stable").reset_index(drop=True)
-
-
-def duplicate_groups(n_images: int, duplicates: pd.DataFrame) -> np.ndarray:
-    """A group number per image: images linked by `find_duplicates` pairs, directly or not, share one."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    links = coo_matrix((np.ones(len(duplicates)), (duplicates["index_a"], duplicates["index_b"])),
-                       shape=(n_images, n_images))
-    return connected_components(links, directed=False)[1]
 
 
 def metadata_classifier_auc(features: pd.DataFrame, labels, groups=None, seed: int = config.SEED) -> float | None:
@@ -537,43 +355,6 @@ def audit_dataset(source: data.ScanReport | pd.DataFrame, profile: config.Profil
                        time.perf_counter() - started, f"{scope} under {files.attrs.get('root', '?')}")
 
 
-# ----------------------------------------------------------------------------- planting shortcuts
-def stamp_watermark(pixels: np.ndarray, text: str = "AI-GENERATED") -> np.ndarray:
-    """The image with `text` stamped in white into its bottom-right corner, as some generators publish."""
-    image = Image.fromarray(pixels)
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=max(8, image.height // 16))
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    margin = max(2, image.height // 64)
-    draw.text((image.width - (right - left) - margin - left, image.height - (bottom - top) - margin - top),
-              text, fill=(255, 255, 255), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
-    return np.asarray(image)
-
-
-def plant_shortcuts(frame: pd.DataFrame, folder: str | Path, watermark: bool = True,
-                    fake_quality: int | None = None, quality: int = 90) -> Path:
-    """Copy `frame`'s images into `folder` (Train/Validation/Test x Real/Fake) with shortcuts planted.
-
-    Every image is decoded and re-saved at `quality`; fakes get a watermark and/or `fake_quality`
-    instead. This rebuilds, on a small scale, how the StyleGAN2 fakes of ffhq-stylegan2 were
-    first published. Each image keeps its split, so `frame` needs all three. It writes only
-    inside `folder`, never into the data, and refuses a `folder` that exists and is not empty.
-    """
-    folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise FolderExistsError(f"{folder} already exists and is not an empty folder; "
-                                "choose a new folder for the planted copy (nothing was deleted).")
-    for row in frame.itertuples():
-        pixels = load_image(row.path)
-        is_fake = row.label == 1
-        if is_fake and watermark:
-            pixels = stamp_watermark(pixels)
-        target = folder / row.split.title() / row.class_name.title() / Path(row.relpath).with_suffix(".jpg").name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).save(target, quality=fake_quality if (is_fake and fake_quality) else quality)
-    return folder
-
-
 def plot_feature_aucs(aucs: pd.DataFrame, warning: float = SHORTCUT_WARNING_AUC, critical: float = SHORTCUT_CRITICAL_AUC,
                       top: int = 15) -> plt.Figure:
     """The audit's per-property AUCs as bars, strongest first, with the warning and critical lines."""
@@ -584,16 +365,4 @@ def plot_feature_aucs(aucs: pd.DataFrame, warning: float = SHORTCUT_WARNING_AUC,
         ax.axvline(value, color="grey", lw=0.8, ls=":")
         ax.text(value, len(shown) - 0.4, label, fontsize=8, ha="center")
     ax.set(xlim=(0.45, 1.0), xlabel="ROC-AUC of the property alone", title="Which properties tell the classes apart?")
-    return fig
-
-
-def plot_pairs(pairs: pd.DataFrame, size: int = 112) -> plt.Figure:
-    """Each duplicate pair (rows of an audit's `duplicates`) side by side, with where each file sits."""
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(4.4, 2.3 * len(pairs)), squeeze=False)
-    for row, pair in zip(axes, pairs.itertuples()):
-        for ax, path, relpath in ((row[0], pair.path_a, pair.relpath_a), (row[1], pair.path_b, pair.relpath_b)):
-            ax.imshow(load_resized(path, size))
-            ax.set_title(f"{relpath}\n({pair.kind}, {pair.distance} bits)", fontsize=8)
-            ax.axis("off")
-    fig.tight_layout()
     return fig

@@ -1,4 +1,4 @@
-"""The `deepfake-lessons` command: every step of the course from a shell, with one error policy.
+"""The `deepfake-lessons` command (or `python -m helpers`): every step of the course from a shell, with one error policy.
 
     deepfake-lessons scan [DATA_ROOT]                    count and check every image
     deepfake-lessons download | import archive.zip       get the Kaggle dataset
@@ -9,16 +9,17 @@
     deepfake-lessons export models/dfdc
     deepfake-lessons app models/dfdc                     the web demo at 127.0.0.1:7860
 
-`python -m helpers.data scan`, `python -m helpers.train` and the others are the same commands.
-Each module defines its command's arguments (`add_arguments(parser)`) and runs it (`run(args)`);
-this module parses and runs them, and reports what goes wrong in one way:
+`python -m helpers COMMAND ...` runs the same commands without the console script (`helpers/__main__.py`).
+Each module named in COMMANDS defines its command's arguments (`add_arguments(parser)`) and runs it
+(`run(args)`); this module parses and runs them, and reports what goes wrong in one way:
 
 - a user's mistake (a `helpers.errors.UserError`) or a file-system condition (an OSError, which
   names its path) prints one line, `error: ...`, on stderr and exits with status 2, without a traceback;
 - anything else is a bug: Python shows its traceback, as always;
 - Ctrl-C prints one line and exits with status 130.
 
-A module is imported only when its command runs, so `deepfake-lessons --help` answers at once.
+A module is imported only when its command runs, so `deepfake-lessons --help` answers at once; the
+COMMANDS table names it, which is how tests/test_import_layers.py sees these imports.
 """
 from __future__ import annotations
 
@@ -76,40 +77,24 @@ def run_guarded(function, *args) -> int:
     return 0
 
 
-def parser_for(names, prog: str = PROG, argv: list[str] = ()) -> argparse.ArgumentParser:
-    """A parser with one subcommand per name; only the command named in `argv` gets its arguments (and imports)."""
+def parser_for(prog: str = PROG, argv: list[str] = ()) -> argparse.ArgumentParser:
+    """A parser with every subcommand; only the command named in `argv` gets its arguments (and imports its module)."""
     parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((arg for arg in argv if not arg.startswith("-")), None)
-    for name in names:
+    for name in COMMANDS:
         subparser = commands.add_parser(name, help=COMMANDS[name].help, description=COMMANDS[name].help)
         if name == chosen:
             _command_function(COMMANDS[name], "add_arguments")(subparser)
     return parser
 
 
-def main(argv: list[str] | None = None, prog: str = PROG, names=tuple(COMMANDS)) -> int:
-    """The console script: `deepfake-lessons COMMAND ...` (or some of the commands, under another name)."""
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    """The console script: `deepfake-lessons COMMAND ...`; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
 
     def parse_and_run():
-        args = parser_for(names, prog, argv).parse_args(argv)
+        args = parser_for(prog, argv).parse_args(argv)
         _command_function(COMMANDS[args.command], "run")(args)
 
     return run_guarded(parse_and_run)
-
-
-def run_command(name: str, argv: list[str] | None = None) -> int:
-    """`python -m helpers.<module>` for a module with one command: its arguments alone, the same policy."""
-    command = COMMANDS[name]
-
-    def parse_and_run():
-        parser = argparse.ArgumentParser(prog=f"python -m helpers.{command.module}", description=command.help)
-        _command_function(command, "add_arguments")(parser)
-        _command_function(command, "run")(parser.parse_args(argv))
-
-    return run_guarded(parse_and_run)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

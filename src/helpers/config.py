@@ -17,7 +17,7 @@ PROFILE_ENV = "DEEPFAKE_PROFILE"  # smoke | cpu | full
 DATA_ENV = "DEEPFAKE_DATA"  # the dataset root
 CROSS_DATA_ENV = "DEEPFAKE_CROSS_DATA"  # a second data root, for cross-dataset checks (lessons 05, 07)
 BACKBONE_ENV = "DEEPFAKE_BACKBONE"  # auto | efficientnet_b0 | efficientnet_lite0
-RUNTIME_ENV = "DEEPFAKE_RUNTIME"  # what runs the model in helpers.predict: auto | keras | litert
+RUNTIME_ENV = "DEEPFAKE_RUNTIME"  # what runs the model in helpers.detector: auto | keras | litert
 HOME_ENV = "DEEPFAKE_HOME"  # the repository root, when the package is installed elsewhere
 STORAGE_ENV = "DEEPFAKE_STORAGE"  # where data/, figures/, models/ and .cache/ live (default: the repository)
 TF_LOGS_ENV = "DEEPFAKE_TF_LOGS"  # 1: show TensorFlow's start-up lines, which helpers.tensorflow_logs filters out
@@ -55,7 +55,7 @@ REPO_ROOT = _find_repo_root()
 def use_storage(folder: str | os.PathLike) -> Path:
     """Keep data/, figures/, models/ and .cache/ in `folder` from now on (on Colab: a Google Drive folder).
 
-    Also sets $DEEPFAKE_STORAGE, so commands started from the notebook (`!python -m helpers...`) agree.
+    Also sets $DEEPFAKE_STORAGE, so commands started from the notebook (`!deepfake-lessons ...`) agree.
     """
     _set_storage(folder)
     os.environ[STORAGE_ENV] = str(STORAGE_ROOT)
@@ -126,9 +126,11 @@ PROFILES = {
 DEFAULT_PROFILE = "cpu"
 
 
-def get_profile(name: str | None = None) -> Profile:
-    """The profile named, else the one in $DEEPFAKE_PROFILE, else the default (`cpu`)."""
-    name = (name or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE).strip().lower()
+def get_profile(profile: Profile | str | None = None) -> Profile:
+    """The profile given or named, else the one in $DEEPFAKE_PROFILE, else the default (`cpu`)."""
+    if isinstance(profile, Profile):
+        return profile
+    name = (profile or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE).strip().lower()
     if name not in PROFILES:
         raise BadArgumentError(f"Unknown profile {name!r}: choose one of {', '.join(PROFILES)} "
                                f"(set ${PROFILE_ENV} or pass profile=...).")
@@ -141,15 +143,21 @@ def data_root(path: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
-def cross_data_root() -> Path | None:
-    """The second data root from $DEEPFAKE_CROSS_DATA, or None when it is not set."""
-    chosen = os.environ.get(CROSS_DATA_ENV)
-    return Path(chosen).expanduser().resolve() if chosen else None
-
-
 def backbone_name(name: str | None = None) -> str:
     """The backbone asked for: the argument, else $DEEPFAKE_BACKBONE, else `auto`."""
     return (name or os.environ.get(BACKBONE_ENV) or "auto").strip().lower()
+
+
+RUNTIMES = ("auto", "keras", "litert")  # what scores images in helpers.detector (auto: LiteRT when fresh)
+
+
+def resolve_runtime(runtime: str | None = None) -> str:
+    """The runtime asked for: the argument, else $DEEPFAKE_RUNTIME, else `auto`."""
+    runtime = (runtime or os.environ.get(RUNTIME_ENV) or "auto").strip().lower()
+    if runtime not in RUNTIMES:
+        raise BadArgumentError(f"Unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)} "
+                               f"(set ${RUNTIME_ENV} or pass runtime=...).")
+    return runtime
 
 
 def set_seeds(seed: int = SEED) -> int:
@@ -160,8 +168,26 @@ def set_seeds(seed: int = SEED) -> int:
     return seed
 
 
-def describe(profile: Profile | None = None, data: str | os.PathLike | None = None) -> str:
-    """One line for the top of every notebook: which profile, data root and backbone are in use."""
-    profile = profile or get_profile()
-    return (f"profile={profile.name} ({profile.description}) | data root={data_root(data)} | "
-            f"backbone={backbone_name()}")
+@dataclass(frozen=True)
+class Settings:
+    """What a lesson or a command runs with: resolved once, where the user comes in (`resolve`)."""
+
+    profile: Profile
+    data_root: Path
+    cross_data_root: Path | None  # a second data set for the cross-dataset lessons, when there is one
+    backbone: str  # auto | efficientnet_b0 | efficientnet_lite0, as asked (helpers.backbones settles auto)
+    runtime: str  # auto | keras | litert
+
+    def describe(self) -> str:
+        """One line for the top of every notebook: which profile, data root and backbone are in use."""
+        return (f"profile={self.profile.name} ({self.profile.description}) | data root={self.data_root} | "
+                f"backbone={self.backbone}")
+
+
+def resolve(profile: Profile | str | None = None, data: str | os.PathLike | None = None,
+            cross_data: str | os.PathLike | None = None, backbone: str | None = None,
+            runtime: str | None = None) -> Settings:
+    """Every setting from its argument, else its environment variable, else its default: the one place they are read."""
+    cross = cross_data or os.environ.get(CROSS_DATA_ENV)
+    return Settings(get_profile(profile), data_root(data), Path(cross).expanduser().resolve() if cross else None,
+                    backbone_name(backbone), resolve_runtime(runtime))

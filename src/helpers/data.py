@@ -1,4 +1,4 @@
-"""The dataset layer: find the images, check them, split them, and feed them to Keras.
+"""The dataset: find the images, check them, split them, and load them for figures.
 
 Two layouts are recognised (folder names in any capitalisation):
 
@@ -10,15 +10,13 @@ Two layouts are recognised (folder names in any capitalisation):
 Labels are defined once, in `config.CLASS_NAMES`: 0 = real, 1 = fake. Nothing in this module ever
 deletes, moves or rewrites a file in the data root.
 
-Command line: `deepfake-lessons scan [ROOT]`, or `python -m helpers.data scan|download|import` (see `--help`).
+Command line: `deepfake-lessons scan [ROOT]`, or `python -m helpers scan|download|import` (see `--help`).
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import os
-import sys
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,8 @@ from PIL import Image
 from helpers import config, files
 from helpers.config import CLASS_NAMES, SPLITS  # lessons 00 and 05 read data.CLASS_NAMES
 from helpers.errors import UserError
-from helpers.images import load_image, load_resized, resize
+from helpers.file_cache import measure_files
+from helpers.images import load_image, load_resized
 
 FLAT_FRACTIONS = (0.70, 0.15, 0.15)
 _SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation",
@@ -83,7 +82,7 @@ def find_layout(root: Path) -> tuple[str, Path]:
     root = Path(root)
     if not root.is_dir():
         raise DatasetLayoutError(f"Data root {root} does not exist or is not a folder.\n{EXPECTED_LAYOUT}\n"
-                                 f"Get data with `python -m helpers.data download` or set ${config.DATA_ENV}.")
+                                 f"Get data with `deepfake-lessons download` or set ${config.DATA_ENV}.")
     subdirs = _subdirs(root)
     if any(name in _SPLIT_ALIASES for name in subdirs):
         return "splits", root
@@ -94,15 +93,14 @@ def find_layout(root: Path) -> tuple[str, Path]:
     raise DatasetLayoutError(f"{root} holds neither split folders nor real/fake folders.\n{EXPECTED_LAYOUT}")
 
 
-def index_dataset(root: str | os.PathLike | None = None, seed: int = config.SEED,
+def index_dataset(root: str | os.PathLike, seed: int = config.SEED,
                   required: tuple[str, ...] = SPLITS) -> pd.DataFrame:
     """One row per file: path, relpath (from the root), split, label, class_name.
 
     In the splits layout, each split in `required` must have its folder; the others are indexed when present.
     The frame's `attrs` record the root and the layout. Files are not opened here: see `scan`.
     """
-    root = config.data_root(root)
-    layout, base = find_layout(root)
+    layout, base = find_layout(Path(root).expanduser().resolve())
     rows = []
     if layout == "splits":
         splits = {}
@@ -176,119 +174,6 @@ class ScanReport:
         return files.printable("\n".join(lines))
 
 
-# ----------------------------------------------------------------------------- per-file results, cached
-CACHE_KEY = {"path": "str", "size": "int64", "mtime_ns": "int64"}  # a result holds while its file keeps these
-CACHE_VERSION = 1  # part of every cache file's name: raise it when what is measured changes
-
-
-class CacheWarning(UserWarning):
-    """A cache file could not be read or written: the work is done again, and nothing else is lost."""
-
-
-def _cache_file(kind: str, root: str) -> Path:
-    """.cache/<kind>/<root folder name>-<hash of its path>.csv: one file per data root and kind."""
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(root).name)[:40] or "root"
-    digest = hashlib.sha256(files.text_bytes(f"{CACHE_VERSION}\0{root}")).hexdigest()[:12]
-    return config.CACHE_DIR / kind / f"{name}-{digest}.csv"
-
-
-def _stat_keys(paths: list[str]) -> tuple[list[int], list[int]]:
-    """Size and modification time (ns) of each file; -1 for one that cannot be looked at (never cached)."""
-    sizes, times = [], []
-    for path in paths:
-        try:
-            status = os.stat(path)
-            sizes.append(status.st_size)
-            times.append(status.st_mtime_ns)
-        except OSError:
-            sizes.append(-1)
-            times.append(-1)
-    return sizes, times
-
-
-def _read_cache(path: Path, columns: dict[str, str]) -> pd.DataFrame | None:
-    """The cached rows, or None when there are none; a damaged file is reported and ignored."""
-    dtypes = {**CACHE_KEY, **columns}
-    try:
-        table = pd.read_csv(path, dtype=dtypes, keep_default_na=False, float_precision="round_trip",
-                            encoding_errors=files.NAME_ERRORS)
-        if list(table.columns) != list(dtypes):
-            raise ValueError(f"columns {list(table.columns)}, expected {list(dtypes)}")
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, OverflowError, TypeError) as err:  # ParserError and bad values are ValueErrors
-        warnings.warn(f"The cache file {path} is damaged ({type(err).__name__}: {str(err)[:200]}): "
-                      "measuring every file again and writing it anew.", CacheWarning, stacklevel=3)
-        return None
-    return table.drop_duplicates("path", keep="last")
-
-
-def _write_cache(path: Path, table: pd.DataFrame) -> None:
-    """Write atomically (a crash leaves the old file or the new one, never half of one); warn if it fails."""
-    try:
-        files.write_atomically(path, lambda temporary: table.to_csv(temporary, index=False, errors=files.NAME_ERRORS))
-    except OSError as err:
-        warnings.warn(f"Could not write the cache file {path} ({err}): the next run measures these files again.",
-                      CacheWarning, stacklevel=3)
-        return
-    _forget_missing_roots(path)
-
-
-def _forget_missing_roots(kept: Path) -> None:
-    """Delete the other cache files of this kind whose first file is gone (a deleted or moved root)."""
-    for other in kept.parent.glob("*.csv"):
-        if other == kept:
-            continue
-        try:
-            first = pd.read_csv(other, usecols=["path"], nrows=1, dtype="str", keep_default_na=False,
-                                encoding_errors=files.NAME_ERRORS)
-            if len(first) and not os.path.exists(first["path"].iloc[0]):
-                other.unlink()
-        except (OSError, ValueError):  # unreadable, or removed meanwhile: its own root's next run reports it
-            continue
-
-
-def measure_files(paths, measure, columns: dict[str, str], kind: str, root: str | None = None,
-                  cache: bool = True, progress: bool = True, workers: int = 4) -> pd.DataFrame:
-    """`measure(path) -> dict` of every file, as a frame with `columns` (name -> dtype), in order.
-
-    With `cache`, results live in .cache/<kind>/, one file per data `root`, keyed by each file's path,
-    size and modification time: an unchanged file is not opened again, a changed or new one is. A
-    damaged cache file is reported (CacheWarning) and rebuilt. `measure` runs in `workers` threads.
-    """
-    from tqdm.auto import tqdm
-
-    paths = [str(path) for path in paths]
-
-    def measured(chosen: list[str]) -> pd.DataFrame:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            rows = list(tqdm(pool.map(measure, chosen), total=len(chosen), desc=kind,
-                             disable=not progress or not chosen, leave=False))
-        return pd.DataFrame(rows, columns=list(columns)).astype(columns)
-
-    if not cache or not paths:
-        return measured(paths)
-    location = _cache_file(kind, str(root or os.path.commonpath(paths)))
-    sizes, times = _stat_keys(paths)
-    keys = pd.DataFrame({"path": paths, "size": sizes, "mtime_ns": times}).astype(CACHE_KEY)
-    stored = _read_cache(location, columns)
-    if stored is None:
-        stored = pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in {**CACHE_KEY, **columns}.items()})
-    found = keys.merge(stored, on=list(CACHE_KEY), how="left", indicator=True)
-    missing = (found.pop("_merge") == "left_only").to_numpy()
-    if not missing.any():
-        return found[list(columns)].astype(columns)
-    fresh = pd.concat([keys[missing].reset_index(drop=True), measured(keys["path"][missing].tolist())], axis=1)
-    result = pd.concat([found[~missing].assign(position=np.flatnonzero(~missing)),
-                        fresh.assign(position=np.flatnonzero(missing))])
-    result = result.sort_values("position")[list(columns)].astype(columns).reset_index(drop=True)
-    entries = pd.concat([keys, result], axis=1)
-    entries = entries[entries["size"] >= 0]  # a file that could not be looked at is measured every time
-    others = stored[~stored["path"].isin(keys["path"])]  # other files of the root: kept while they exist
-    others = others[[os.path.exists(path) for path in others["path"]]]
-    _write_cache(location, pd.concat([others, entries], ignore_index=True))
-    return result
-
 
 def _inspect(path: str) -> dict:
     """Open and fully decode one file; report its properties or why it cannot be used."""
@@ -324,12 +209,11 @@ def scan(frame: pd.DataFrame, progress: bool = True, workers: int = 4, cache: bo
     return ScanReport(files)
 
 
-def subset(frame: pd.DataFrame, profile: config.Profile | None = None, seed: int = config.SEED) -> pd.DataFrame:
+def subset(frame: pd.DataFrame, profile: config.Profile, seed: int = config.SEED) -> pd.DataFrame:
     """At most `profile.max_per_class` images per split and class, drawn with a seed.
 
     The smoke profile also balances the classes (the same count of each), so its tiny runs are fair.
     """
-    profile = profile or config.get_profile()
     if profile.max_per_class is None:
         return frame.reset_index(drop=True)
     parts = []
@@ -344,7 +228,7 @@ def subset(frame: pd.DataFrame, profile: config.Profile | None = None, seed: int
     return result
 
 
-def load_split(root: str | os.PathLike | None = None, profile: config.Profile | None = None,
+def load_split(root: str | os.PathLike, profile: config.Profile,
                progress: bool = True) -> tuple[pd.DataFrame, ScanReport]:
     """The usual first step: index the root, scan every file, keep the good ones, take the profile's subset."""
     report = scan(index_dataset(root), progress=progress)
@@ -362,12 +246,12 @@ def by_split(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return parts
 
 
-def load_frames(root: str | os.PathLike | None = None, profile: config.Profile | None = None,
+def load_frames(root: str | os.PathLike, profile: config.Profile,
                 verbose: bool = True) -> dict[str, pd.DataFrame]:
     """Index, scan and subset a data root; return its usable images by split."""
     frame, report = load_split(root, profile, progress=verbose)
     if verbose:
-        print(f"{len(frame)} images in the {(profile or config.get_profile()).name} profile; "
+        print(f"{len(frame)} images in the {profile.name} profile; "
               f"{len(report.bad)} unreadable files left out.")
     return by_split(frame)
 
@@ -386,65 +270,6 @@ def require_both_classes(frames: dict[str, pd.DataFrame], splits=("train", "vali
             raise DatasetLayoutError(f"The {split} split of {root} has no {' and no '.join(missing)} images "
                                      f"({found.to_dict()}): training needs both classes in it.")
 
-
-def _tensorflow_decodes_alike(contents, image_size: int):
-    """Whether TensorFlow's JPEG decoder gives `load_image`'s pixels, unresized, for this file (a tf bool).
-
-    True for a JPEG of 1 or 3 channels, image_size pixels square, without an EXIF block (whose
-    rotation `load_image` applies): libjpeg's accurate integer DCT, the one PIL uses, then gives PIL's
-    pixels bit for bit. Anything else (PNG, CMYK, EXIF, another size) is decoded by `load_image`.
-    """
-    import tensorflow as tf
-
-    def square_rgb_or_grey():
-        height, width, channels = tf.unstack(tf.io.extract_jpeg_shape(contents))
-        return (height == image_size) & (width == image_size) & ((channels == 1) | (channels == 3))
-
-    is_jpeg = tf.strings.substr(contents, 0, 3) == b"\xff\xd8\xff"
-    has_exif = tf.size(tf.strings.split(contents, sep=b"Exif\x00\x00")) > 1
-    return tf.cond(is_jpeg & ~has_exif, square_rgb_or_grey, lambda: tf.constant(False))
-
-
-def make_dataset(frame: pd.DataFrame, image_size: int, batch_size: int, shuffle: bool = False,
-                 cache: bool = True, seed: int = config.SEED, transform=None):
-    """A tf.data pipeline of (float32 images in 0..255, int labels): decode, resize, cache, batch, prefetch.
-
-    Images stay 0-255: the backbones rescale inside the model (see lesson 03 on why that matters).
-    Rows with a `transform_seed` >= 0 are synthetic: `transform(image, seed)` makes them from the
-    decoded image before resizing (lesson 07's self-blended pseudo-fakes). Nothing is written to disk.
-    Plain JPEGs already at `image_size` are decoded by TensorFlow, in parallel and without Python
-    (the same pixels, see `_tensorflow_decodes_alike`); the rest by `load_image` in Python.
-    """
-    import tensorflow as tf
-
-    seeds = frame["transform_seed"].to_numpy(np.int64) if "transform_seed" in frame else np.full(len(frame), -1)
-    if transform is None and (seeds >= 0).any():
-        raise ValueError("The frame has synthetic rows (transform_seed >= 0) but no transform was given.")
-
-    def decode(contents, path, row_seed):
-        image = load_image(contents, name=os.fsdecode(path))
-        if row_seed >= 0:
-            image = transform(image, int(row_seed))
-        return resize(image, image_size)
-
-    def load(path, row_seed, label):
-        contents = tf.io.read_file(path)
-        image = tf.cond((row_seed < 0) & _tensorflow_decodes_alike(contents, image_size),
-                        lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
-                        lambda: tf.numpy_function(decode, [contents, path, row_seed], tf.uint8, stateful=False))
-        image.set_shape((image_size, image_size, 3))
-        return tf.cast(image, tf.float32), label
-
-    paths = np.array([os.fsencode(path) for path in frame["path"]], dtype=bytes)  # any file name, as the OS has it
-    data = tf.data.Dataset.from_tensor_slices((paths, seeds, frame["label"].to_numpy(np.int32)))
-    if shuffle and not cache:  # shuffle file names, not decoded images (140,000 of them at 256 px: 110 GB)
-        data = data.shuffle(len(frame), seed=seed, reshuffle_each_iteration=True)
-    data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if cache:
-        data = data.cache()
-    if shuffle and cache:  # after the cache, so that every epoch is shuffled anew
-        data = data.shuffle(len(frame), seed=seed, reshuffle_each_iteration=True)
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def load_images(frame: pd.DataFrame, image_size: int, workers: int = 4) -> np.ndarray:
@@ -491,10 +316,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    print(scan(index_dataset(args.root)))
-
-
-if __name__ == "__main__":
-    from helpers import cli
-
-    sys.exit(cli.main(prog="python -m helpers.data", names=("scan", "download", "import")))
+    print(scan(index_dataset(config.data_root(args.root))))

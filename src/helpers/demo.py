@@ -21,7 +21,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from helpers import config, gradcam, images
-from helpers.predict import Detector, as_detector
+from helpers.detector import Detector, as_detector
 
 FACE_BENCHMARKS = config.REPO_ROOT / "benchmarks" / "faces"  # benchmarks/bench_faces.py's committed results
 DISPLAY_SIZE = 224  # the longest side of the pictures on a card

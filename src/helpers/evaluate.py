@@ -1,7 +1,7 @@
 """Score a saved model on a data folder: ROC-AUC, AP, and the metrics at its threshold and at 0.5.
 
     deepfake-lessons evaluate MODEL_DIR DATA_ROOT [--split test|validation|train|all] [--json OUT]
-    (or python -m helpers.evaluate ...)
+    (or python -m helpers evaluate ...)
 
 ROC-AUC, accuracy and the recalls come with 95% bootstrap intervals; the JSON file also holds every
 image's p(fake), so anyone can recompute them. Unreadable files are skipped and listed. If the images
@@ -13,16 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from helpers import config, data, files, metrics, saving
+from helpers import config, data, files, metrics, predict, saving
+from helpers.detector import RUNTIMES, Detector, as_detector
 from helpers.errors import BadArgumentError, NoImagesError
-from helpers.predict import RUNTIMES, Detector, as_detector
 
 SPLIT_CHOICES = ("test", "validation", "train", "all")  # "all": every image, for a folder the model never saw
 _SEEN_SPLITS = {
@@ -118,7 +117,7 @@ def overlap_warning(training: dict, root: str, split: str, frame: pd.DataFrame,
 def _scored_and_skipped(detector: Detector, frame: pd.DataFrame, batch_size: int,
                         progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict every file of `frame`; split the rows into scored and (failed to decode) skipped."""
-    predictions = detector.predict_files(frame["path"].tolist(), batch_size=batch_size, progress=progress)
+    predictions = predict.predict_files(detector, frame["path"].tolist(), batch_size=batch_size, progress=progress)
     frame = frame.assign(p_fake=[p.p_fake for p in predictions], error=[p.error for p in predictions])
     failed = frame["error"].notna()
     scored = frame[~failed].drop(columns="error").reset_index(drop=True)
@@ -134,12 +133,14 @@ def evaluate(model_dir_or_detector: Detector | str | os.PathLike, data_root: str
     `profile` (optional) evaluates only its subset of the split, e.g. the `smoke` profile's few dozen images.
     """
     detector = as_detector(model_dir_or_detector)
-    frame = select_split(data.index_dataset(data_root, required=() if split == "all" else (split,)), split)
+    profile = None if profile is None else config.get_profile(profile)
+    frame = select_split(data.index_dataset(config.data_root(data_root), required=() if split == "all" else (split,)),
+                         split)
     root, layout = frame.attrs["root"], frame.attrs["layout"]
     report = data.scan(frame, progress=progress)
     good = report.good[list(frame.columns)]  # the scan's own columns (size, mode, ...) are not needed here
     if profile is not None:
-        good = data.subset(good, profile if isinstance(profile, config.Profile) else config.get_profile(profile))
+        good = data.subset(good, profile)
     scored, failed = _scored_and_skipped(detector, good, batch_size, progress)
     skipped = pd.concat([report.bad[SKIPPED_COLUMNS], failed], ignore_index=True)
     if scored.empty:
@@ -156,7 +157,7 @@ def evaluate(model_dir_or_detector: Detector | str | os.PathLike, data_root: str
                   "backbone": detector.backbone, "image_size": detector.image_size,
                   "threshold": detector.threshold},
         "data": {"root": root, "layout": layout, "split": split,
-                 "profile": getattr(profile, "name", profile), "fingerprint": data.fingerprint(scored)},
+                 "profile": getattr(profile, "name", None), "fingerprint": data.fingerprint(scored)},
         "overlap_warning": overlap,
         "skipped": [{"relpath": row.relpath, "error": row.error} for row in skipped.itertuples()],
         **metrics.summary(scored["label"], scored["p_fake"], detector.threshold, intervals=True),
@@ -216,9 +217,3 @@ def run(args: argparse.Namespace) -> None:
     if args.json:
         files.write_json(args.json, evaluation.as_json())
         print(files.printable(f"Wrote {args.json}"))
-
-
-if __name__ == "__main__":
-    from helpers import cli
-
-    sys.exit(cli.run_command("evaluate"))

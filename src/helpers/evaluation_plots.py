@@ -15,7 +15,7 @@ from sklearn.calibration import calibration_curve
 
 from helpers import gradcam, images, metrics, plots
 from helpers.config import CLASS_NAMES
-from helpers.predict import Detector
+from helpers.detector import Detector
 
 # What the level of each perturbation in robustness.PERTURBATIONS measures.
 LEVEL_NAMES = {"jpeg": "quality", "downscale": "factor", "blur": "sigma", "noise": "std"}

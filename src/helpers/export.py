@@ -1,6 +1,6 @@
-"""Export a saved model to LiteRT (TensorFlow Lite) for fast CPU inference, and run the exported file.
+"""Export a saved model to LiteRT (TensorFlow Lite) for fast CPU inference, checked against Keras.
 
-    deepfake-lessons export MODEL_DIR [--quantize dynamic|int8] [--data DATA_ROOT]   (or python -m helpers.export ...)
+    deepfake-lessons export MODEL_DIR [--quantize dynamic|int8] [--data DATA_ROOT]   (or python -m helpers export ...)
 
 Keras pays a fixed cost on every call (graph dispatch, `predict`'s loop); the LiteRT interpreter runs a
 flat list of XNNPACK kernels with none of that, several times faster on a CPU. The exported graph is
@@ -12,26 +12,23 @@ left out rather than converted.
     MODEL_DIR/model.json            gains an "export" (or "export_int8") entry: what was exported, from
                                     which files, how well it agrees with Keras
 
-The exported file is *fresh* while that entry matches both the file and the Keras files it was made from.
-Anything else (stale, truncated, unloadable) makes `predict.Detector` fall back to Keras with a warning.
+`helpers.litert` runs the exported file, and says whether it is still fresh.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from helpers import data, files, saving
-from helpers.errors import BadArgumentError, UserError
+from helpers.errors import BadArgumentError
 from helpers.images import ImageError, load_resized
+from helpers.litert import (ExportError, TFLiteRunner, entry_key, export_path, read_sidecar, runtime_name,
+                            source_hashes)
 
-EXPORT_FILE = "model.tflite"
-EXPORT_KEY = "export"  # the sidecar entry
 TOLERANCE = 1e-4  # largest |p(fake) difference| from Keras a float32 export may show on the verification images
 VERIFY_PER_CLASS = 16  # test images per class a float32 export is verified on
 # Quantization changes p(fake) by up to ~0.2, so no tolerance on scores can hold: a quantized export is
@@ -41,83 +38,6 @@ QUANTIZATIONS = ("dynamic", "int8")
 MAX_AUC_DROP = 0.005
 QUANTIZED_VERIFY_PER_CLASS = 100  # validation images per class
 REPRESENTATIVE_PER_CLASS = 50  # training images per class that calibrate int8 quantization
-# Images the interpreter runs per invocation. Measured at 224 px on 2 cores (benchmarks/bench_export.py):
-# 32 images one at a time ran 5-30% faster than one resized batch of 32 in every run (the small
-# activations stay in cache), and a single image never makes the interpreter re-plan its memory.
-RUN_BATCH = 1
-
-
-
-class ExportError(UserError, ValueError):
-    """An export could not be made, verified or used."""
-
-
-# ----------------------------------------------------------------------------- runtime
-def _interpreter_class():
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # the maintained runtime is not installed: TensorFlow's own (deprecated) copy
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter
-    return Interpreter
-
-
-def runtime_name() -> str:
-    """Which interpreter runs exported models here: 'ai-edge-litert <version>' or 'tf.lite <version>'."""
-    try:
-        import ai_edge_litert
-        from ai_edge_litert import interpreter  # noqa: F401  the import that can fail
-
-        return f"ai-edge-litert {ai_edge_litert.__version__}"
-    except ImportError:
-        import tensorflow as tf
-
-        return f"tf.lite {tf.__version__}"
-
-
-class TFLiteRunner:
-    """One .tflite model in a LiteRT interpreter: float32 (N, S, S, 3) images in 0-255, its first output out.
-
-    Any N works: images are run `batch_size` at a time (the input tensor is resized when that changes).
-    """
-
-    def __init__(self, model: str | os.PathLike | bytes, num_threads: int | None = None,
-                 batch_size: int = RUN_BATCH):
-        source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-        self._interpreter = _interpreter_class()(**source, num_threads=num_threads or os.cpu_count())
-        self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        self._batch = int(self._input["shape"][0])
-        free_batch = self._input["shape_signature"][0] == -1
-        self.batch_size = batch_size if free_batch else self._batch
-        self.input_shape = tuple(int(n) for n in self._input["shape"][1:])
-        self.output_shape = tuple(int(n) for n in self._output["shape"][1:])
-
-    def __call__(self, images) -> np.ndarray:
-        images = np.asarray(images, dtype=np.float32)
-        if images.ndim != 4 or images.shape[1:] != self.input_shape:
-            raise ValueError(f"Expected images of shape (N, {', '.join(map(str, self.input_shape))}), "
-                             f"got {images.shape}.")
-        outputs = [self._run(images[i:i + self.batch_size]) for i in range(0, len(images), self.batch_size)]
-        return np.concatenate(outputs) if outputs else np.zeros((0, *self.output_shape), np.float32)
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        if len(batch) != self._batch:
-            self._interpreter.resize_tensor_input(self._input["index"], batch.shape, strict=True)
-            self._interpreter.allocate_tensors()
-            self._batch = len(batch)
-        self._interpreter.set_tensor(self._input["index"], batch)
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output["index"])
-
-    def op_names(self) -> set[str]:
-        """The kernels in the graph (CONV_2D, ...): what was exported."""
-        return {op["op_name"] for op in self._interpreter._get_ops_details()}
-
-    def tensor_names(self) -> list[str]:
-        return [tensor["name"] for tensor in self._interpreter.get_tensor_details()]
 
 
 # ----------------------------------------------------------------------------- conversion
@@ -197,22 +117,7 @@ def _data_root(metadata: dict, data_root) -> str:
     return str(root)
 
 
-# ----------------------------------------------------------------------------- export and freshness
-def _export_path(directory: Path, quantize: str | None) -> Path:
-    return directory / (EXPORT_FILE if quantize is None else f"model-{quantize}.tflite")
-
-
-def _source_hashes(directory: Path) -> dict[str, str]:
-    """Content hashes of the Keras files an export is made from (whichever exist)."""
-    return {name: files.sha256_of(directory / name) for name in (saving.MODEL_FILE, saving.WEIGHTS_FILE)
-            if (directory / name).is_file()}
-
-
-def _read_sidecar(directory: Path) -> dict:
-    saving.read_metadata(directory)  # the checks and plain errors for a missing or damaged sidecar
-    return json.loads((directory / saving.SIDECAR_FILE).read_text())
-
-
+# ----------------------------------------------------------------------------- export
 def _keras_scores(model, images: np.ndarray) -> np.ndarray:
     return model.predict(images, batch_size=32, verbose=0)[:, 1]  # predict runs in inference mode
 
@@ -258,13 +163,13 @@ def export_tflite(model_dir: str | os.PathLike, quantize: str | None = None,
     A refused export is deleted and raises ExportError. Returns the path of the file.
     """
     directory = Path(model_dir)
-    sidecar = _read_sidecar(directory)
-    sources = _source_hashes(directory)
+    sidecar = read_sidecar(directory)
+    sources = source_hashes(directory)
     model, metadata = saving.load_model(directory, verbose=verbose)
     root = _data_root(metadata, data_root)
     size = int(metadata["image_size"])
     representative = _images(root, "train", REPRESENTATIVE_PER_CLASS, size)[0] if quantize == "int8" else None
-    path = _export_path(directory, quantize)
+    path = export_path(directory, quantize)
     blob = to_tflite(model, quantize, representative)
     files.write_atomically(path, lambda temporary: Path(temporary).write_bytes(blob))
     try:
@@ -276,7 +181,7 @@ def export_tflite(model_dir: str | os.PathLike, quantize: str | None = None,
     except Exception:  # the runtime could not even load it
         _remove_export(directory, sidecar, quantize)
         raise
-    sidecar[_entry_key(quantize)] = {
+    sidecar[entry_key(quantize)] = {
         "file": path.name,
         "sha256": files.sha256_of(path),
         "source_sha256": sources,
@@ -290,58 +195,11 @@ def export_tflite(model_dir: str | os.PathLike, quantize: str | None = None,
     return path
 
 
-def _entry_key(quantize: str | None) -> str:
-    return EXPORT_KEY if quantize is None else f"{EXPORT_KEY}_{quantize}"
-
-
 def _remove_export(directory: Path, sidecar: dict, quantize: str | None) -> None:
     """Delete a refused export and any record of an earlier one (the file it described is gone)."""
-    _export_path(directory, quantize).unlink(missing_ok=True)
-    if sidecar.pop(_entry_key(quantize), None) is not None:
+    export_path(directory, quantize).unlink(missing_ok=True)
+    if sidecar.pop(entry_key(quantize), None) is not None:
         files.write_json(directory / saving.SIDECAR_FILE, sidecar)
-
-
-def is_exported(model_dir: str | os.PathLike, quantize: str | None = None) -> bool:
-    """Whether the folder holds an exported file or a record of one (fresh or not)."""
-    directory = Path(model_dir)
-    try:
-        recorded = _entry_key(quantize) in _read_sidecar(directory)
-    except saving.ModelFileError:
-        recorded = False
-    return recorded or _export_path(directory, quantize).exists()
-
-
-def stale_reason(model_dir: str | os.PathLike, quantize: str | None = None) -> str | None:
-    """None when the exported file is fresh; otherwise why it must not be used."""
-    directory = Path(model_dir)
-    path = _export_path(directory, quantize)
-    try:
-        entry = _read_sidecar(directory).get(_entry_key(quantize))
-    except saving.ModelFileError as err:
-        return str(err)
-    if entry is None:
-        if path.exists():
-            return f"{path.name} is not recorded in {saving.SIDECAR_FILE} (the model was saved again after exporting)"
-        return f"no {path.name} (make one with `python -m helpers.export MODEL_DIR`)"
-    if not path.is_file():
-        return f"{path.name} is recorded in {saving.SIDECAR_FILE} but missing"
-    if files.sha256_of(path) != entry.get("sha256"):
-        return f"{path.name} does not match its checksum in {saving.SIDECAR_FILE} (truncated or changed)"
-    if _source_hashes(directory) != entry.get("source_sha256"):
-        return f"{path.name} is stale: the model's weights changed after it was exported"
-    return None
-
-
-def load_runner(model_dir: str | os.PathLike, quantize: str | None = None) -> TFLiteRunner:
-    """The fresh exported model of a folder, loaded; ExportError says why not otherwise."""
-    reason = stale_reason(model_dir, quantize)
-    if reason:
-        raise ExportError(reason)
-    path = _export_path(Path(model_dir), quantize)
-    try:
-        return TFLiteRunner(path)
-    except Exception as err:  # the interpreter raises RuntimeError or ValueError for files it cannot run
-        raise ExportError(f"{path.name} could not be loaded by {runtime_name()} ({type(err).__name__}: {err})") from err
 
 
 # ----------------------------------------------------------------------------- command line
@@ -355,7 +213,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     path = export_tflite(args.model_dir, args.quantize, args.data)
-    entry = _read_sidecar(path.parent)[_entry_key(args.quantize)]
+    entry = read_sidecar(path.parent)[entry_key(args.quantize)]
     print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB, quantization: {args.quantize or 'none'}).")
     print(f"Runtime: {entry['runtime']}, {entry['threads']} threads.")
     checked = entry["verified_on"]
@@ -364,9 +222,3 @@ def run(args: argparse.Namespace) -> None:
               f" (allowed {entry['tolerance']:.0e})." if args.quantize is None else
               f", ROC-AUC {entry['validation_roc_auc']['keras']:.4f} (Keras) -> "
               f"{entry['validation_roc_auc']['exported']:.4f} (allowed drop {entry['max_auc_drop']})."))
-
-
-if __name__ == "__main__":
-    from helpers import cli
-
-    sys.exit(cli.run_command("export"))

@@ -15,9 +15,9 @@ from helpers import config, metrics
 from helpers.evaluate import OverlapWarning, evaluate
 
 
-def data_roots() -> dict[str, Path]:
-    """The data root and, when $DEEPFAKE_CROSS_DATA is set, the second root, keyed by folder name."""
-    roots = [config.data_root(), config.cross_data_root()]
+def data_roots(settings: config.Settings) -> dict[str, Path]:
+    """The data root and, when there is one (`$DEEPFAKE_CROSS_DATA`), the second root, keyed by folder name."""
+    roots = [settings.data_root, settings.cross_data_root]
     return {root.name: root for root in roots if root is not None}
 
 

@@ -121,8 +121,7 @@ def rung_metrics(labels, scores, threshold: float) -> dict:
 def climb(root=None, profile: config.Profile | str | None = "cpu", out_dir=None, backbone: str | None = None,
           verbose: int | str = 0) -> dict:
     """Train and test every rung on one data root; JSON-ready results (the per-image test scores included)."""
-    profile = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
-    root = config.data_root(root)
+    root, profile = config.data_root(root), config.get_profile(profile)
     out_dir = Path(out_dir or config.MODELS_DIR / f"ladder-{profile.name}-{root.name}")
     frames = data.load_frames(root, profile, verbose=verbose != 0)
     profile = train.fit_to_data(profile, frames)

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import backbones, config, data, saving, train
-from helpers import classifier
+from helpers import config, model_folders, saving, train
+from helpers.detector import Detector
 from helpers.errors import MissingModelError
-from helpers.predict import Detector
 
 
 # How long the missing training takes, as measured (cpu) or estimated (full); see the README's profiles.
@@ -32,39 +31,30 @@ def _ensure(folder: Path, profile: config.Profile, lesson: str, command: str, ma
     make()
 
 
-def _train_command(root, profile: config.Profile) -> str:
-    return f"python -m helpers.train --data {config.data_root(root)} --profile {profile.name}"
-
-
-def _profile(profile) -> config.Profile:
-    return profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+def _train_command(root: Path, profile: config.Profile) -> str:
+    return f"deepfake-lessons train --data {root} --profile {profile.name}"
 
 
 def load_stage1(root=None, profile: config.Profile | str | None = None, verbose: int | str = 2):
     """The stage-1 model lesson 03 saved, as (Keras model, metadata, history)."""
-    profile = _profile(profile)
-    folder = train.model_dir(root, profile) / "stage1"
-
-    def make():
-        frames = data.load_frames(root, profile, verbose=False)
-        fitted = train.fit_to_data(profile, frames)
-        name, _ = backbones.resolve_backbone(config.backbone_name())
-        model = classifier.build_classifier(name, fitted.image_size, augmentations=fitted.augmentations)
-        history = train.train_stage1(model, frames["train"], frames["validation"], fitted, folder.parent,
-                                     verbose=verbose)
-        train.save_trained(model, name, fitted, frames, train.joined_history(history), folder)
-
-    _ensure(folder, profile, "lesson 03", _train_command(root, profile), make)
+    root, profile = config.data_root(root), config.get_profile(profile)
+    folder = model_folders.model_dir(root, profile) / model_folders.STAGE1_DIR
+    _ensure(folder, profile, "lesson 03", _train_command(root, profile),
+            lambda: train.train(root, profile, folder, verbose=verbose, stop_after="stage1"))
     model, metadata = saving.load_model(folder)
-    return model, metadata, pd.read_csv(folder / "history.csv")
+    return model, metadata, pd.read_csv(folder / model_folders.HISTORY_FILE)
 
 
 def load_final_model(root=None, profile: config.Profile | str | None = None, verbose: int | str = 2,
                      mode: str = "real+fake") -> Detector:
-    """The final model for this data root, profile and training mode (lesson 04 or 07), as a Detector."""
-    profile = _profile(profile)
-    folder = train.model_dir(root, profile, mode)
+    """The final model for this data root, profile and training mode (lesson 04 or 07), as a Detector.
+
+    In `smoke`, a missing one is trained on the spot; it replaces the stage-1 model that lesson 03 may
+    have left in the same folder (`overwrite`), never anything else (`model_folders.check_output`).
+    """
+    root, profile = config.data_root(root), config.get_profile(profile)
+    folder = model_folders.model_dir(root, profile, mode)
     lesson = "lesson 04" if mode == "real+fake" else "lesson 07"
     _ensure(folder, profile, lesson, f"{_train_command(root, profile)} --mode {mode}",
-            lambda: train.train(root, profile, folder, verbose=verbose, mode=mode))
+            lambda: train.train(root, profile, folder, verbose=verbose, mode=mode, overwrite=True))
     return Detector.load(folder)

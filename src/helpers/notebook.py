@@ -112,10 +112,10 @@ def download_if_missing() -> None:
 def no_data_help(root: Path) -> str:
     """What to do when the data root holds no images: the three ways to get some."""
     return (f"No images in {root} yet. Three ways to go on:\n"
-            "  1. download the Kaggle dataset (needs a Kaggle API token): python -m helpers.data download\n"
-            "  2. import its zip, downloaded in a browser: python -m helpers.data import PATH/TO/archive.zip\n"
+            "  1. download the Kaggle dataset (needs a Kaggle API token): deepfake-lessons download\n"
+            "  2. import its zip, downloaded in a browser: deepfake-lessons import PATH/TO/archive.zip\n"
             "  3. for a first look only, a small stand-in set built from pictures that ship with "
-            f"scikit-image:\n     python -m helpers.standin data/stand-in, then set {config.DATA_ENV} to "
+            f"scikit-image:\n     deepfake-lessons standin data/stand-in, then set {config.DATA_ENV} to "
             "the Kaggle-layout folder it prints and restart the kernel\n"
             f"Or point ${config.DATA_ENV} at a folder you already have (either layout; see data/README.md).")
 
@@ -151,13 +151,14 @@ def interrupts_in_one_line(shell=None) -> None:
     shell.set_custom_exc((KeyboardInterrupt,), one_line)
 
 
-def start(profile: str | None = None, use_drive: bool = True) -> config.Profile:
+def start(profile: str | None = None, use_drive: bool = True) -> config.Settings:
     """Check versions, choose the profile, seed everything, set the plot style, and say what this run uses.
 
     Ctrl-C then ends a cell with one line (`interrupts_in_one_line`).
 
     On Colab it also keeps files on Google Drive (unless `use_drive=False`) and downloads the data when
-    it is missing and a Kaggle token is set. Returns the profile.
+    it is missing and a Kaggle token is set. Returns the lesson's settings (`config.Settings`: the
+    profile, the data roots, the backbone), resolved here once; the lesson's cells pass them on.
     """
     from helpers import plots
 
@@ -172,8 +173,9 @@ def start(profile: str | None = None, use_drive: bool = True) -> config.Profile:
     plots.use_style()
     interrupts_in_one_line()
     print(" | ".join(f"{name} {version}" for name, version in versions.items()))
-    print(f"{config.describe(chosen)} | profile {source}")
     if in_colab():
         download_if_missing()
-    report_data()
-    return chosen
+    settings = config.resolve(chosen)
+    print(f"{settings.describe()} | profile {source}")
+    report_data(settings.data_root)
+    return settings

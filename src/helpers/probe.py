@@ -13,13 +13,13 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from helpers import config, data
+from helpers import config, pipeline
 from helpers import classifier
 
 
 def features(model, frame: pd.DataFrame, image_size: int, batch_size: int, input_scale: float = 1.0) -> np.ndarray:
     """Pooled backbone features, with the input pixels multiplied by `input_scale` first."""
-    dataset = data.make_dataset(frame, image_size, batch_size, cache=False)
+    dataset = pipeline.make_dataset(frame, image_size, batch_size, cache=False)
     dataset = dataset.map(lambda images, labels: (images * input_scale, labels))
     return classifier.feature_extractor(model).predict(dataset, verbose=0)
 

@@ -31,7 +31,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from helpers import config, metrics, spectrum
 from helpers.images import load_image, resize
-from helpers.predict import Detector
+from helpers.detector import Detector
 
 COLUMNS = ["perturbation", "step", "level", "roc_auc", "roc_auc_low", "roc_auc_high",
            "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high"]

@@ -54,7 +54,7 @@ def read_metadata(directory: str | os.PathLike) -> dict:
     path = Path(directory) / SIDECAR_FILE
     if not path.is_file():
         raise ModelFileError(f"{path} is missing: {directory} is not a saved model folder "
-                             "(train one with `python -m helpers.train`).")
+                             "(train one with `deepfake-lessons train`).")
     try:
         metadata = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -16,13 +16,12 @@ No face crop is used in two splits or in both folders (the subset has no names, 
 person could still land apart). The same files come out byte for byte on every run of one install.
 Each folder carries a marker file, STAND-IN.md, that says what it is (see `is_standin`).
 
-Command line: `deepfake-lessons standin OUT_DIR` (or `python -m helpers.standin OUT_DIR`) writes both
+Command line: `deepfake-lessons standin OUT_DIR` (or `python -m helpers standin OUT_DIR`) writes both
 folders and prints how to use them.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +123,7 @@ def write_marker(root: Path, layout: str, fakes: str, counts: str) -> None:
         "  (`skimage.data.lfw_subset()`), upscaled.\n"
         f"- Fake: {fakes}\n"
         "- Each fake is made from faces of its own split only.\n"
-        "- Rebuild it with `python -m helpers.standin OUT_DIR`.\n")
+        "- Rebuild it with `deepfake-lessons standin OUT_DIR`.\n")
 
 
 def write_splits_root(root: Path, faces: list[np.ndarray], splits: dict[str, list[int]]) -> None:
@@ -174,9 +173,3 @@ def run(args: argparse.Namespace) -> None:
     print(f"Wrote {LABEL}. Use it with:")
     for variable, root in roots.items():
         print(f"  {variable}={root}")
-
-
-if __name__ == "__main__":
-    from helpers import cli
-
-    sys.exit(cli.run_command("standin"))

@@ -1,6 +1,6 @@
 """Two-stage transfer learning: train the head on a frozen backbone, then fine-tune the top blocks.
 
-    deepfake-lessons train --data DATA_ROOT --profile cpu --out MODEL_DIR    (or python -m helpers.train ...)
+    deepfake-lessons train --data DATA_ROOT --profile cpu --out MODEL_DIR    (or python -m helpers train ...)
 
 Stage 1 has a fast path: with the backbone frozen, its pooled features never change, so we compute
 them once (and keep them in .cache/features) and train the head on those vectors — seconds instead of
@@ -19,11 +19,9 @@ back, an unfinished stage from its backup.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import hashlib
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,12 +31,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from helpers import backbones, config, data, faces, files, metrics, saving
+from helpers import backbones, config, data, faces, files, metrics, model_folders, pipeline, saving
 from helpers import classifier
-from helpers.errors import BadArgumentError, FolderExistsError
-
-CHECKPOINT_DIR = "checkpoints"
-
+from helpers.errors import BadArgumentError
 
 @dataclass
 class TrainResult:
@@ -99,7 +94,7 @@ def dataset(frame: pd.DataFrame, profile: config.Profile, shuffle: bool = False,
         from helpers import sbi
 
         transform = sbi.pseudo_fake
-    return data.make_dataset(frame, profile.image_size, global_batch_size(profile), shuffle=shuffle, cache=cache,
+    return pipeline.make_dataset(frame, profile.image_size, global_batch_size(profile), shuffle=shuffle, cache=cache,
                              transform=transform)
 
 
@@ -126,7 +121,7 @@ def with_mode(frames: dict[str, pd.DataFrame], mode: str, seed: int = config.SEE
 def score_frame(model, frame: pd.DataFrame, profile: config.Profile) -> np.ndarray:
     """p(fake) for every image of `frame`, in order, through the training input pipeline (a Keras model).
 
-    `predict.Detector.p_fake` does the same for a saved model and images already in memory.
+    `detector.Detector.p_fake` does the same for a saved model and images already in memory.
     """
     return model.predict(dataset(frame, profile), verbose=0)[:, 1]
 
@@ -183,7 +178,7 @@ class TimeBudget(keras.callbacks.Callback):
 
 def _callbacks(out_dir: Path, stage: str, patience: int, resumable: bool, deadline: float | None = None):
     """Best checkpoint on validation ROC-AUC, early stopping, a CSV log, (optionally) resume and a time budget."""
-    checkpoints = out_dir / CHECKPOINT_DIR
+    checkpoints = out_dir / model_folders.CHECKPOINT_DIR
     checkpoints.mkdir(parents=True, exist_ok=True)
     best = checkpoints / f"{stage}_best.weights.h5"
     callbacks = [
@@ -242,7 +237,7 @@ def train_stage1(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.
     """Stage 1: backbone frozen, head trained at profile.stage1_lr. Returns the epoch history.
 
     Like stage 2 it starts from fresh random streams (`restart_randomness`), so a lesson and
-    `python -m helpers.train` train the same model. Past `deadline` (time.monotonic()), the stage
+    `deepfake-lessons train` train the same model. Past `deadline` (time.monotonic()), the stage
     ends after its current epoch. Under a distribution strategy, call it inside its scope. Another
     `seed` trains the same recipe again with other random draws (lesson 04 measures that spread).
     """
@@ -332,27 +327,6 @@ def joined_history(*stages: pd.DataFrame) -> pd.DataFrame:
     return history
 
 
-def model_dir(root=None, profile: config.Profile | None = None, mode: str = "real+fake") -> Path:
-    """Where the lessons keep a model: models/<profile>-<data folder>, plus -<mode> for the SBI modes.
-
-    Two data roots with the same folder name share that name. A folder holding a model (or its stage 1)
-    trained on another data root that still exists is refused (FolderExistsError), so that neither
-    model is read for the other nor overwritten. One whose data root is gone (moved here) is used.
-    """
-    profile = profile or config.get_profile()
-    suffix = "" if mode == "real+fake" else "-" + mode.replace("+", "-")
-    root = config.data_root(root)
-    folder = config.MODELS_DIR / f"{profile.name}-{root.name}{suffix}"
-    for trained in (folder, folder / "stage1"):
-        if (trained / saving.SIDECAR_FILE).is_file():
-            other = saving.read_metadata(trained).get("data", {}).get("root")
-            if other and Path(other).is_dir() and not Path(other).resolve().is_relative_to(root):
-                raise FolderExistsError(
-                    f"{trained} holds a model trained on {other}, another data root called {root.name!r}: "
-                    f"rename one of the two data folders, move {folder} away, or train with --out.")
-    return folder
-
-
 def fit_to_data(profile: config.Profile, frames: dict[str, pd.DataFrame]) -> config.Profile:
     """The profile with its image size settled for this data.
 
@@ -412,13 +386,10 @@ def save_trained(model, backbone: str, profile: config.Profile, frames: dict, hi
         **(extra or {}),
     }
     saving.save_model(model, out_dir, metadata)
-    history.to_csv(Path(out_dir) / "history.csv", index=False)
+    history.to_csv(Path(out_dir) / model_folders.HISTORY_FILE, index=False)
     files.write_json(Path(out_dir) / saving.TRAINING_FILES, {split: data.content_hashes(frames[split])
                                                        for split in ("train", "validation")})
     return metadata
-
-
-PARTIAL_SUFFIX = ".partial"  # a run trains here, next to OUT, and becomes OUT only once it is complete
 
 
 def _stage1_settings(profile: config.Profile, backbone: str, mode: str, frames: dict, mixed: bool) -> dict:
@@ -427,25 +398,6 @@ def _stage1_settings(profile: config.Profile, backbone: str, mode: str, frames: 
     settings.update(backbone=backbone, mode=mode, data=data.fingerprint(frames["train"]),
                     dtype_policy=classifier.MIXED_PRECISION if mixed else "float32")
     return json.loads(json.dumps(settings))
-
-
-def finished_stage1(folder: Path, settings: dict):
-    """The stage 1 an interrupted run with the same `settings` finished in `folder`: (model, history, seconds).
-
-    None when there is none, or when it was trained with other settings (then stage 1 trains again).
-    Under a distribution strategy, call it inside its scope, so the model is loaded onto every device.
-    """
-    if not ((folder / saving.SIDECAR_FILE).is_file() and (folder / "history.csv").is_file()):
-        return None
-    recorded = saving.read_metadata(folder).get("training", {})
-    if recorded.get("settings") != settings:
-        return None
-    model, _ = saving.load_model(folder, verbose=False)  # saved in float32
-    if settings["dtype_policy"] != "float32":
-        model = classifier.with_dtype_policy(model, settings["dtype_policy"])
-    history = pd.read_csv(folder / "history.csv").drop(columns="global_epoch")
-    history.attrs["stopped_by_time_budget"] = recorded["stopped_by_time_budget"]
-    return model, history, recorded["stage1_seconds"]
 
 
 def fit_verbosity() -> int:
@@ -460,58 +412,63 @@ def fit_verbosity() -> int:
 
 def train(root=None, profile: config.Profile | str | None = None, out_dir=None, backbone: str | None = None,
           n_blocks: int | None = None, mode: str = "real+fake", verbose: int | str = "auto",
-          overwrite: bool = False, mixed_precision: bool | None = None, strategy=None) -> TrainResult:
+          overwrite: bool = False, mixed_precision: bool | None = None, strategy=None,
+          stop_after: str | None = None) -> TrainResult:
     """Both stages on a data root; saves the stage-1 model in OUT/stage1 and the final model in OUT.
 
-    The run trains in OUT.partial and only then takes OUT's place, so OUT always holds a whole model:
-    an interrupted run leaves the old one as it was, and running the same command again resumes in
-    OUT.partial: a finished stage 1 is loaded back, an unfinished stage continues after its last
-    finished epoch. A model already in OUT is refused (FolderExistsError) unless `overwrite`; it is
-    replaced only after the new one is complete.
+    The run trains in OUT.partial and only then takes OUT's place (`helpers.model_folders`), so OUT
+    always holds a whole model: an interrupted run leaves the old one as it was, and running the same
+    command again resumes in OUT.partial: a finished stage 1 is loaded back, an unfinished stage
+    continues after its last finished epoch. A model already in OUT is replaced only with `overwrite`,
+    once the new one is complete; anything else in OUT is refused (FolderExistsError), before training.
+    `stop_after="stage1"` saves the stage-1 model as OUT itself and stops there (lesson 04 starts from it).
 
-    `mixed_precision=None` follows the profile on a GPU (`uses_mixed_precision`); True or False forces
-    it. `strategy` defaults to `distribution_strategy()`: every GPU. The profile's `time_budget_s`
-    counts from this call: once spent, training stops after the epoch under way (stage 2 does not
-    start if stage 1 spent it), and the sidecar's `training.stopped_by_time_budget` names the stage.
+    `root`, `profile` and `backbone` default to the environment's settings (`helpers.config`), read
+    here once. `mixed_precision=None` follows the profile on a GPU (`uses_mixed_precision`); True or
+    False forces it. `strategy` defaults to `distribution_strategy()`: every GPU. The profile's
+    `time_budget_s` counts from this call: once spent, training stops after the epoch under way (stage
+    2 does not start if stage 1 spent it), and the sidecar's `training.stopped_by_time_budget` names the stage.
     """
-    profile = profile if isinstance(profile, config.Profile) else config.get_profile(profile)
+    if stop_after not in (None, "stage1"):
+        raise BadArgumentError(f"stop_after must be None or 'stage1', not {stop_after!r}.")
+    root, profile = config.data_root(root), config.get_profile(profile)
+    backbone = config.backbone_name(backbone)
     verbose = fit_verbosity() if verbose == "auto" else verbose
     deadline = None if profile.time_budget_s is None else time.monotonic() + profile.time_budget_s
-    out_dir = Path(out_dir or model_dir(root, profile, mode))
-    if (out_dir / saving.SIDECAR_FILE).is_file() and not overwrite:
-        raise FolderExistsError(f"{out_dir} already holds a trained model: choose another --out, or pass "
-                                "--overwrite to replace it once the new one is trained.")
-    final_dir, out_dir = out_dir, out_dir.with_name(out_dir.name + PARTIAL_SUFFIX)
-    with kept_on_interrupt(final_dir, out_dir):
+    final_dir = Path(out_dir) if out_dir else model_folders.model_dir(root, profile, mode)
+    model_folders.check_output(final_dir, overwrite)
+    with model_folders.kept_on_interrupt(final_dir):
         config.set_seeds()
         frames = with_mode(data.load_frames(root, profile, verbose=verbose != 0), mode)
         data.require_both_classes(frames)
         profile = fit_to_data(profile, frames)
-        name, reason = backbones.resolve_backbone(config.backbone_name(backbone))
+        name, reason = backbones.resolve_backbone(backbone)
         print(f"Backbone: {name} ({reason}).")
         mixed = uses_mixed_precision(profile) if mixed_precision is None else mixed_precision
         settings = _stage1_settings(profile, name, mode, frames, mixed)
+        out_dir = model_folders.start_partial(final_dir, settings)
+        stage1_dir = out_dir if stop_after == "stage1" else out_dir / model_folders.STAGE1_DIR
         strategy = strategy or distribution_strategy()
         with strategy.scope():  # every variable (model, optimizer, metrics) is made on every device
             if mixed or strategy.num_replicas_in_sync > 1:
                 print(f"Training in {settings['dtype_policy']} on {strategy.num_replicas_in_sync} device(s), "
                       f"{global_batch_size(profile)} images per step.")
             started = time.perf_counter()
-            resumed = finished_stage1(out_dir / "stage1", settings)
+            resumed = model_folders.finished_stage1(stage1_dir, settings)
             if resumed:
                 model, stage1, stage1_seconds = resumed
-                print(f"Stage 1 was finished by an earlier run: loaded it from {out_dir / 'stage1'}.")
+                print(f"Stage 1 was finished by an earlier run: loaded it from {stage1_dir}.")
             else:
                 model = classifier.build_classifier(name, profile.image_size, augmentations=profile.augmentations,
                                                   mixed_precision=mixed)
                 stage1 = train_stage1(model, frames["train"], frames["validation"], profile, out_dir, verbose=verbose,
                                       deadline=deadline)
                 stage1_seconds = time.perf_counter() - started
-                save_trained(model, name, profile, frames, joined_history(stage1), out_dir / "stage1", extra={
+                metadata = save_trained(model, name, profile, frames, joined_history(stage1), stage1_dir, extra={
                     "mode": mode, "training": {"stage1_seconds": round(stage1_seconds, 1), "settings": settings,
                                                "stopped_by_time_budget": stage1.attrs["stopped_by_time_budget"]}})
-            stage2 = None  # not started when stage 1 spent the time budget
-            if deadline is None or time.monotonic() < deadline:
+            stage2 = None  # not started when stage 1 spent the time budget, or when asked to stop after it
+            if stop_after is None and (deadline is None or time.monotonic() < deadline):
                 stage2 = train_stage2(model, frames["train"], frames["validation"], profile, out_dir, n_blocks=n_blocks,
                                       verbose=verbose, deadline=deadline)
             stages = [stage1] if stage2 is None else [stage1, stage2]
@@ -525,46 +482,24 @@ def train(root=None, profile: config.Profile | str | None = None, out_dir=None, 
             history = joined_history(*stages)
             if mixed:  # what `train` returns is the model it saves
                 model = classifier.with_dtype_policy(model, "float32")
-            metadata = save_trained(model, name, profile, frames, history, out_dir, extra={
-                "mode": mode,
-                "training": {"stage1_seconds": round(stage1_seconds, 1), "total_seconds": round(seconds, 1),
-                             "stage1_feature_cache": profile.feature_cache,
-                             "unfrozen_blocks": [] if stage2 is None else stage2.attrs["unfrozen_blocks"],
-                             "epochs": {"stage1": len(stage1), "stage2": 0 if stage2 is None else len(stage2)},
-                             "dtype_policy": settings["dtype_policy"], "replicas": strategy.num_replicas_in_sync,
-                             "global_batch_size": global_batch_size(profile), "time_budget_s": profile.time_budget_s,
-                             "stopped_by_time_budget": stopped, "stage1_loaded_from_an_earlier_run": bool(resumed)},
-            })
-        replace_folder(out_dir, final_dir)
+            if stop_after is None:
+                metadata = save_trained(model, name, profile, frames, history, out_dir, extra={
+                    "mode": mode,
+                    "training": {"stage1_seconds": round(stage1_seconds, 1), "total_seconds": round(seconds, 1),
+                                 "stage1_feature_cache": profile.feature_cache,
+                                 "unfrozen_blocks": [] if stage2 is None else stage2.attrs["unfrozen_blocks"],
+                                 "epochs": {"stage1": len(stage1), "stage2": 0 if stage2 is None else len(stage2)},
+                                 "dtype_policy": settings["dtype_policy"], "replicas": strategy.num_replicas_in_sync,
+                                 "global_batch_size": global_batch_size(profile),
+                                 "time_budget_s": profile.time_budget_s, "stopped_by_time_budget": stopped,
+                                 "stage1_loaded_from_an_earlier_run": bool(resumed)},
+                })
+            elif resumed:
+                metadata = saving.read_metadata(stage1_dir)
+        model_folders.replace_folder(out_dir, final_dir)
     print(f"Saved {files.printable(str(final_dir))}: validation ROC-AUC {metadata['validation']['roc_auc']:.3f}, "
           f"threshold {metadata['threshold']:.3f}, {seconds / 60:.1f} min.")
     return TrainResult(model, history, metadata, frames)
-
-
-@contextlib.contextmanager
-def kept_on_interrupt(final_dir: Path, partial_dir: Path):
-    """Ctrl-C (or a notebook's Stop button) becomes a KeyboardInterrupt that says what was kept.
-
-    helpers.cli prints it as one line, and so does a lesson's kernel (`notebook.start`).
-    """
-    try:
-        yield
-    except KeyboardInterrupt:
-        kept = f"{final_dir} is as it was" if final_dir.exists() else f"no model was saved in {final_dir}"
-        if partial_dir.exists():
-            kept += (f"; {partial_dir.name} keeps the epochs finished so far, and training the same way again "
-                     "resumes from there")
-        raise KeyboardInterrupt(f"{kept}.") from None
-
-
-def replace_folder(new: Path, target: Path) -> None:
-    """Put the folder `new` in `target`'s place; an old `target` is removed only once `new` is there."""
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -591,9 +526,3 @@ def run(args: argparse.Namespace) -> None:
         profile = dataclasses.replace(profile, time_budget_s=args.time_budget)
     train(args.data, profile, args.out, args.backbone, n_blocks=args.unfreeze_blocks, mode=args.mode,
           overwrite=args.overwrite)
-
-
-if __name__ == "__main__":
-    from helpers import cli
-
-    sys.exit(cli.run_command("train"))

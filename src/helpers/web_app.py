@@ -1,6 +1,6 @@
 """The web demo: upload a photo in a browser, see each face's p(fake) and where the model looked (Gradio).
 
-    python -m helpers.web_app MODEL_DIR [--port 7860] [--host 127.0.0.1] [--flag-dir DIR]
+    deepfake-lessons app MODEL_DIR [--port 7860] [--host 127.0.0.1] [--flag-dir DIR]
     deepfake-lessons app MODEL_DIR ...
 
 It shows what lesson 06's notebook demo shows, computed by the same `demo.analyse_upload`: the file
@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import secrets
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,7 +37,7 @@ from PIL import Image  # noqa: E402
 
 from helpers import demo  # noqa: E402
 from helpers.errors import UserError  # noqa: E402
-from helpers.predict import Detector, as_detector  # noqa: E402
+from helpers.detector import Detector, as_detector  # noqa: E402
 
 DEFAULT_PORT = 7860
 EXAMPLES_DIR = config.CACHE_DIR / "web-app" / "examples"  # written at start-up; safe to delete
@@ -362,9 +361,3 @@ def run(args: argparse.Namespace) -> None:
     app = build_app(args.model_dir, flag_dir=flag_dir)
     print(f"flags go to {flag_dir}")
     serve(app, host=args.host, port=args.port)
-
-
-if __name__ == "__main__":
-    from helpers import cli
-
-    sys.exit(cli.run_command("app"))
