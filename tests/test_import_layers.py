@@ -12,7 +12,7 @@ PACKAGE = ROOT / "src" / "helpers"
 # A module may import from its own step and from the steps above it.
 STEPS = {
     "settings": ["config", "errors", "files", "tensorflow_logs", "plots"],
-    "data": ["images", "data", "acquire", "sbi", "standin", "faces"],
+    "data": ["images", "data", "acquire", "lesson_sets", "sbi", "standin", "faces"],
     "measuring": ["metrics"],
     "looking before training": ["eda", "spectrum", "audit", "augment"],
     "model": ["torch_checkpoint", "backbones", "classifier", "probe", "train", "ladder"],
