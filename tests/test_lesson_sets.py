@@ -30,11 +30,17 @@ REFERENCE_PILLOW = 12  # the shared sets were written with Pillow 12: other vers
 
 
 @pytest.fixture(scope="session")
-def originals(shared_data) -> Path:
-    folder = shared_data.parent / "data-sources" / "originals"
-    if not folder.is_dir():
-        pytest.skip(f"needs the lesson sets' source files in {folder} (beside the shared face sets)")
+def sources(shared_data) -> Path:
+    """../shared/data-sources: the manifests as published, and the source files of the shared sets."""
+    folder = shared_data.parent / "data-sources"
+    if not (folder / "originals").is_dir():
+        pytest.skip(f"needs the lesson sets' sources in {folder} (beside the shared face sets)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def originals(sources) -> Path:
+    return sources / "originals"
 
 
 class SourceServer(http.server.BaseHTTPRequestHandler):
@@ -125,10 +131,10 @@ def test_the_git_blob_id_is_gits():
     assert lesson_sets.git_blob_id(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"  # git hash-object
 
 
-def test_the_manifests_are_the_shared_ones_with_the_shared_files_sha256(shared_data):
+def test_the_manifests_are_the_shared_ones_with_the_shared_files_sha256(shared_data, sources):
     for name in lesson_sets.NAMES:
         rows = lesson_sets.manifest(name)
-        shared = pd.read_csv(shared_data.parent / "data-sources" / f"{name}.csv", dtype=str, keep_default_na=False)
+        shared = pd.read_csv(sources / f"{name}.csv", dtype=str, keep_default_na=False)
         pd.testing.assert_frame_equal(rows.drop(columns="sha256"), shared)
         assert [hashlib.sha256((shared_data / file).read_bytes()).hexdigest() for file in rows["file"]] == \
             rows["sha256"].tolist()
