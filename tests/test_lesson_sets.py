@@ -4,6 +4,7 @@ The server serves ../shared/data-sources/originals/<owner>+<name>/<path> at /<ow
 (all of dfdc-faces' sources, 40 of ffhq-stylegan2's); the rebuilt files are compared with ../shared/data.
 Without those folders (a fresh clone) the tests that need them skip with their reason.
 """
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
@@ -275,6 +277,34 @@ def test_a_second_run_fetches_only_what_the_first_did_not_get(originals, some_ro
     missing = set(some_rows.loc[~some_rows["source_git_blob"].isin(cached), "source_path"])
     assert sorted(second) == sorted(missing) and broken.source_path in second
     assert lesson_sets.is_complete(tmp_path / "data" / "dfdc-faces", "dfdc-faces", set(some_rows["file"]))
+
+
+def test_ctrl_c_keeps_what_was_fetched_and_the_next_run_finishes(originals, some_rows, tmp_path, monkeypatch):
+    calls = []
+    real = lesson_sets.SETS["dfdc-faces"]
+
+    def interrupted(source):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+        return real.prepare(source)
+
+    monkeypatch.setitem(lesson_sets.SETS, "dfdc-faces", dataclasses.replace(real, prepare=interrupted))
+    with serving(originals) as (url, first):
+        with pytest.raises(KeyboardInterrupt, match="nothing was written to .*the same command fetches only the rest"):
+            download_some(some_rows, tmp_path / "data", url, tmp_path / "cache")
+    assert list((tmp_path / "data").iterdir()) == [] and len(first) < SOME
+    monkeypatch.setitem(lesson_sets.SETS, "dfdc-faces", real)
+    with serving(originals) as (url, second):
+        download_some(some_rows, tmp_path / "data", url, tmp_path / "cache")
+    assert not set(first) & set(second) and len(first) + len(second) == SOME  # nothing fetched twice
+
+
+def test_the_package_ships_the_manifests():
+    declared = tomllib.loads((config.REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "manifests/*.csv" in declared["helpers"]
+    shipped = sorted(path.name for path in (Path(lesson_sets.__file__).parent / "manifests").glob("*.csv"))
+    assert shipped == sorted(f"{name}.csv" for name in lesson_sets.NAMES)
 
 
 def test_a_damaged_cached_source_is_fetched_again(originals, some_rows, tmp_path):

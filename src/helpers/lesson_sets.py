@@ -40,8 +40,8 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
-import requests
 import PIL
+import requests
 from PIL import Image, ImageOps
 from requests.adapters import HTTPAdapter
 from tqdm.auto import tqdm
@@ -215,8 +215,8 @@ def source_groups(frame: pd.DataFrame) -> pd.Series | None:
     the same video share one), when the root is that lesson set: it holds the provenance file a
     download wrote, or the frame's files have the sha256 the manifest lists. None for
     `ffhq-stylegan2` (every photo and every generated face stands alone, so each image is its own
-    group) and for any other data, the Kaggle set included: its images come from videos too, but
-    it says from which nowhere, so no grouping is known.
+    group) and for any other data, the Kaggle set included: its faces come from videos too, but
+    nothing in it says which video each one comes from, so no grouping is known.
     """
     root = Path(frame.attrs["root"])
     record = read_provenance(root)
@@ -438,7 +438,12 @@ def download(names: Iterable[str] = NAMES, to: str | os.PathLike | None = None, 
             staging = to / f".{name}-downloading-{uuid.uuid4().hex[:8]}"
             staging.mkdir()  # the usual permissions, unlike tempfile.mkdtemp's owner-only folder
             try:
-                record, fetched = _build(name, rows, staging, _Fetcher(session, base_url, cache, name, target), workers)
+                try:
+                    record, fetched = _build(name, rows, staging, _Fetcher(session, base_url, cache, name, target),
+                                             workers)
+                except KeyboardInterrupt:  # helpers.cli prints this message on its one line
+                    raise KeyboardInterrupt(f"nothing was written to {target}; the sources already fetched are kept "
+                                            f"in {cache}, and the same command fetches only the rest.") from None
                 files.write_json(staging / PROVENANCE_FILE, record)
                 if target.exists():
                     raise FolderExistsError(f"{target} appeared while {name} was downloading; it was left as it is.")
