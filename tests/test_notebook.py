@@ -1,22 +1,60 @@
-"""The first cell of every lesson: the profile it says is in force, the data report, and Colab's paths,
-simulated with stand-ins for `google.colab` (Drive, secrets, widgets)."""
+"""The first cell of every lesson: the profile it says is in force, the data it gets and reports, and
+Colab's paths, simulated with stand-ins for `google.colab` (Drive, secrets, widgets) and for the downloads."""
+import json
 import os
+import shutil
 import sys
 import types
+from unittest import mock
 
 import pytest
 
-from helpers import acquire, config, notebook
+from helpers import acquire, config, lesson_sets, notebook
+from helpers.errors import BadArgumentError
+from tests.conftest import write_jpeg
 
 
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
-    """No profile, data, storage or Kaggle variables from the test run; files kept under tmp_path."""
-    for name in (config.PROFILE_ENV, config.DATA_ENV, config.STORAGE_ENV, *config.KAGGLE_ENV):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kaggle/kaggle.json
-    yield
+    """No profile, data, storage or Kaggle variables from the test run; files kept under tmp_path.
+
+    Every environment variable a test sets (get_data sets the data roots) is undone afterwards.
+    """
+    with mock.patch.dict(os.environ):
+        for name in (config.PROFILE_ENV, config.DATA_ENV, config.CROSS_DATA_ENV, config.STORAGE_ENV,
+                     config.FLAG_DIR_ENV, *config.KAGGLE_ENV, "KAGGLE_API_TOKEN"):
+            os.environ.pop(name, None)
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kaggle/kaggle.json
+        config.use_storage(tmp_path / "storage")  # data/, models/ and .cache/ of this test only
+        yield
     config._set_storage(config.REPO_ROOT)  # undo any use_storage() a test made
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """Fake downloads: the Kaggle one and the lesson sets' record what they were asked and write a stand-in."""
+    calls = {"kaggle": [], "lesson-sets": [], "fails": None}
+
+    def download_kaggle(dest):
+        calls["kaggle"].append(dest)
+        if calls["fails"]:
+            raise calls["fails"]
+        write_jpeg(dest / "Dataset" / "Train" / "Real" / "a.jpg", seed=0)
+        return dest
+
+    def download(names, to, cache=None):
+        calls["lesson-sets"].append((tuple(names), to, cache))
+        for name in names:  # a provenance file is what tells a lesson set (helpers.lesson_sets.identify)
+            write_jpeg(to / name / "real" / "a.jpg", seed=1)
+            write_jpeg(to / name / "fake" / "b.jpg", seed=2)
+            record = {"lesson_set": name, "files": 2, "of": 2, "repository": "owner/name", "commit": "0" * 40,
+                      "identical_to_reference": True}
+            (to / name / lesson_sets.PROVENANCE_FILE).write_text(json.dumps(record))
+        return [to / name for name in names]
+
+    monkeypatch.setattr(acquire, "download_kaggle", download_kaggle)
+    monkeypatch.setattr(lesson_sets, "download", download)
+    return calls
 
 
 class SecretNotFoundError(Exception):
@@ -28,9 +66,9 @@ class NotebookAccessError(Exception):
 
 
 @pytest.fixture
-def colab(monkeypatch, tmp_path, clean_env):
+def colab(monkeypatch, tmp_path, clean_env, downloads):
     """A fake `google.colab`: Drive mounts into tmp_path, secrets come from `state["secrets"]`."""
-    state = {"secrets": {}, "mounted": [], "widgets": 0, "refuse_mount": False}
+    state = {"secrets": {}, "mounted": [], "widgets": 0, "refuse_mount": False, "downloads": downloads}
     mount_point = tmp_path / "content" / "drive"
 
     def mount(path):
@@ -58,9 +96,8 @@ def colab(monkeypatch, tmp_path, clean_env):
     monkeypatch.setitem(sys.modules, "google.colab", package)
     monkeypatch.setattr(notebook, "DRIVE_MOUNT", mount_point)
     monkeypatch.setattr(notebook, "DRIVE_FOLDER", mount_point / "MyDrive" / "deepfake-lessons")
-    downloads = []
-    monkeypatch.setattr(acquire, "download_kaggle", lambda dest: downloads.append(dest) or dest)
-    state["downloads"] = downloads
+    monkeypatch.setattr(notebook, "LOCAL_DATA", tmp_path / "content" / "data")
+    monkeypatch.setattr(notebook, "LOCAL_CACHE", tmp_path / "content" / ".cache")
     return state
 
 
@@ -81,8 +118,8 @@ def test_profile_passed_to_start_is_said_and_exported(clean_env, monkeypatch):
 def test_missing_data_prints_the_ways_to_get_it(clean_env, tmp_path, capsys):
     assert notebook.report_data(tmp_path / "nothing-here") is None
     out = capsys.readouterr().out
-    for command in ("deepfake-lessons download", "deepfake-lessons import",
-                    "deepfake-lessons standin"):
+    for command in ("deepfake-lessons download", "deepfake-lessons download lesson-sets",
+                    "deepfake-lessons import", "deepfake-lessons standin"):
         assert command in out
 
 
@@ -92,12 +129,14 @@ def test_data_report_names_the_layout(clean_env, flat_root, capsys):
     assert f"Data: {flat_root} (flat layout)" in capsys.readouterr().out
 
 
-def test_colab_keeps_files_on_drive(colab, capsys):
+def test_colab_keeps_models_on_drive_and_images_on_the_runtimes_disk(colab, capsys):
     folder = notebook.keep_files_on_drive()
     assert folder == notebook.DRIVE_FOLDER.resolve() and colab["mounted"] == [str(notebook.DRIVE_MOUNT)]
-    assert config.MODELS_DIR == folder / "models" and config.DATA_DIR == folder / "data"
-    assert config.FIGURES_DIR == folder / "figures"
+    assert config.MODELS_DIR == folder / "models" and config.FIGURES_DIR == folder / "figures"
+    assert config.CACHE_DIR == folder / ".cache" and config.DATA_DIR == notebook.LOCAL_DATA
     assert os.environ[config.STORAGE_ENV] == str(folder)  # `!deepfake-lessons train` agrees
+    assert os.environ[config.FLAG_DIR_ENV] == str(folder / "flagged")  # the learner's flagged uploads are kept
+    assert "the images on this runtime's own disk" in capsys.readouterr().out
 
 
 def test_colab_without_drive_says_what_is_lost(colab, capsys):
@@ -107,39 +146,80 @@ def test_colab_without_drive_says_what_is_lost(colab, capsys):
     assert notebook.keep_files_on_drive() is None
     out = capsys.readouterr().out
     assert "Google Drive is not mounted (ValueError" in out and "lost when it ends" in out
-    assert config.MODELS_DIR == config.REPO_ROOT / "models"
+    assert config.MODELS_DIR.parent == config.DATA_DIR.parent != notebook.DRIVE_FOLDER
 
 
-def test_colab_downloads_the_data_when_secrets_are_set(colab, capsys):
+def test_colab_downloads_the_kaggle_data_without_a_token(colab, capsys):
     notebook.keep_files_on_drive()
-    colab["secrets"] = {"KAGGLE_USERNAME": "learner", "KAGGLE_KEY": "0123"}
-    notebook.download_if_missing()
-    assert colab["downloads"] == [config.DATA_DIR / acquire.KAGGLE_NAME]
-    assert str(config.DATA_DIR).startswith(str(notebook.DRIVE_FOLDER.resolve()))
+    root, cross = notebook.get_data("kaggle")
+    assert colab["downloads"]["kaggle"] == [notebook.LOCAL_DATA / acquire.KAGGLE_NAME] == [root] and cross is None
+    assert os.environ[config.DATA_ENV] == str(root)  # the kernel and `!deepfake-lessons ...` read it there
+    assert "no account needed" in capsys.readouterr().out and colab["secrets"] == {}
 
 
-def test_colab_without_secrets_explains_both_ways(colab, capsys):
-    notebook.download_if_missing()
+def test_colab_gets_the_lesson_sets_again_in_the_next_runtime(colab, monkeypatch, capsys):
+    notebook.keep_files_on_drive()
+    dfdc, ffhq = notebook.get_data("lesson-sets")
+    assert colab["downloads"]["lesson-sets"] == [
+        (lesson_sets.NAMES, notebook.LOCAL_DATA, notebook.LOCAL_CACHE / lesson_sets.CACHE_NAME)]
+    assert (os.environ[config.DATA_ENV], os.environ[config.CROSS_DATA_ENV]) == (str(dfdc), str(ffhq))
+    assert dfdc.parent == notebook.LOCAL_DATA and notebook.remembered_choice() == "lesson-sets"
+    assert (notebook.DRIVE_FOLDER / ".cache" / notebook.CHOICE_FILE).is_file()  # remembered on Drive
+
+    notebook.get_data("lesson-sets")  # in the same runtime: there already, not fetched again
+    assert len(colab["downloads"]["lesson-sets"]) == 1
+
+    for name in (config.DATA_ENV, config.CROSS_DATA_ENV):  # the next lesson: a fresh runtime, its disk empty
+        monkeypatch.delenv(name)
+    shutil.rmtree(notebook.LOCAL_DATA)
+    notebook.start(profile="smoke")
+    assert len(colab["downloads"]["lesson-sets"]) == 2 and colab["downloads"]["kaggle"] == []
+    assert os.environ[config.CROSS_DATA_ENV] == str(notebook.LOCAL_DATA / "ffhq-stylegan2")
     out = capsys.readouterr().out
-    assert colab["downloads"] == [] and "Secrets panel" in out and "%env KAGGLE_USERNAME" in out
-    colab["secrets"] = {"KAGGLE_USERNAME": "learner"}  # half a token is no token
-    assert not notebook.kaggle_credentials()
+    assert "This is the lesson set dfdc-faces (rebuilt from owner/name" in out
+    assert "Second data root (lessons 05 and 07)" in out
+
+
+def test_a_failed_download_prints_its_line_and_the_ways_on(colab, capsys):
+    colab["downloads"]["fails"] = acquire.DownloadError("Kaggle refused the download (Kaggle said: \"403\").")
+    assert notebook.get_data("kaggle") is None  # no exception: the lesson goes on, and says how
+    out = capsys.readouterr().out
+    assert "Kaggle refused the download" in out and "deepfake-lessons standin" in out
+    assert config.DATA_ENV not in os.environ and notebook.remembered_choice() is None
 
 
 def test_colab_leaves_a_chosen_data_root_alone(colab, monkeypatch, tmp_path):
     monkeypatch.setenv(config.DATA_ENV, str(tmp_path / "mine"))
-    colab["secrets"] = {"KAGGLE_USERNAME": "learner", "KAGGLE_KEY": "0123"}
-    notebook.download_if_missing()
-    assert colab["downloads"] == []
+    assert notebook.get_data("kaggle") is None and notebook.get_data("lesson-sets") is None
+    assert colab["downloads"]["kaggle"] == colab["downloads"]["lesson-sets"] == []
+
+
+def test_the_kaggle_data_is_not_fetched_beside_images_already_there(clean_env, downloads, flat_root):
+    for path in flat_root.rglob("*.jpg"):
+        target = config.DATA_DIR / path.relative_to(flat_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    assert notebook.get_data("kaggle") is None and downloads["kaggle"] == []
+    assert notebook.data_layout(config.DATA_DIR) == ("flat", config.DATA_DIR)  # data/ itself is used, as before
+
+
+def test_lesson_sets_a_command_downloaded_are_used_without_a_choice(clean_env, downloads):
+    lesson_sets.download(lesson_sets.NAMES, config.DATA_DIR)  # as `deepfake-lessons download lesson-sets` does
+    assert notebook.get_data(download=False) == (config.DATA_DIR / "dfdc-faces", config.DATA_DIR / "ffhq-stylegan2")
+    assert len(downloads["lesson-sets"]) == 1 and notebook.remembered_choice() is None
+    with pytest.raises(BadArgumentError, match="Unknown data 'faces'"):
+        notebook.get_data("faces")
 
 
 def test_start_on_colab_runs_every_step(colab, flat_root, monkeypatch, capsys):
     monkeypatch.setenv(config.DATA_ENV, str(flat_root))
-    profile = notebook.start(profile="smoke")
+    settings = notebook.start(profile="smoke")
     out = capsys.readouterr().out
-    assert profile.name == "smoke" and colab["widgets"] == 1 and colab["mounted"]
-    assert "profile passed to notebook.start()" in out and "Files are kept on Google Drive" in out
+    assert settings.profile.name == "smoke" and settings.data_root == flat_root.resolve()
+    assert colab["widgets"] == 1 and colab["mounted"]
+    assert "profile passed to notebook.start()" in out and "kept on Google Drive" in out
     assert f"Data: {flat_root} (flat layout)" in out
+    assert colab["downloads"]["kaggle"] == []
 
 
 def test_lesson_00_without_data_says_what_to_do(monkeypatch, tmp_path):

@@ -1,11 +1,14 @@
-"""Getting the data: download the Kaggle dataset, or import a zip or folder you already have.
+"""Getting the data: download the Kaggle dataset or the lesson sets, or import a zip or folder you already have.
 
-Both refuse to lose anything: they unpack into a temporary folder beside the target and rename it
-into place only when everything went well, and they never overwrite an existing folder. An import
-refuses symbolic links (in a zip or a folder alike), paths that leave the target, and zip bombs.
+The Kaggle dataset is public: kagglehub downloads it without an account, and a Kaggle API token is
+asked for only when Kaggle refuses (its words are quoted). The lesson sets are rebuilt from GitHub
+by `helpers.lesson_sets`. Neither download nor import loses anything: they write into a temporary
+folder beside the target and rename it into place only when everything went well, and they never
+overwrite an existing folder. An import refuses symbolic links (in a zip or a folder alike), paths
+that leave the target, and zip bombs.
 
-Command line: `deepfake-lessons download [--dest DIR]` and `deepfake-lessons import SOURCE [--dest DIR]`
-(or `python -m helpers download|import`).
+Command line: `deepfake-lessons download [kaggle|lesson-sets|dfdc-faces|ffhq-stylegan2] [--to DIR]`
+and `deepfake-lessons import SOURCE [--dest DIR]` (or `python -m helpers download|import`).
 """
 from __future__ import annotations
 
@@ -18,12 +21,14 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from helpers import config
+from helpers import config, lesson_sets
 from helpers.data import DatasetLayoutError, find_layout
-from helpers.errors import FolderExistsError, UserError
+from helpers.errors import BadArgumentError, FolderExistsError, UserError
 
 KAGGLE_HANDLE = "manjilkarki/deepfake-and-real-images"
 KAGGLE_NAME = "deepfake-and-real-images"
+KAGGLE_URL = f"https://www.kaggle.com/datasets/{KAGGLE_HANDLE}"
+DOWNLOADS = ("kaggle", "lesson-sets", *lesson_sets.NAMES)  # what `download` fetches
 MAX_UNPACKED_GB = 20.0  # the Kaggle dataset unpacks to about 1.7 GB
 # A zip bomb guard: JPEG and PNG faces barely compress (about 1:1), so a member that unpacks to more
 # than 100 times its compressed size is refused, once it is big enough to matter (8 MiB unpacked).
@@ -36,11 +41,42 @@ class ImportRefusedError(UserError, ValueError):
 
 
 class DownloadError(UserError, RuntimeError):
-    """The Kaggle download failed (no internet, no token, or Kaggle said no): the message says what to do."""
+    """The Kaggle download failed (no internet, or Kaggle said no): the message says what to do."""
+
+
+IMPORT_HINT = f"or download the zip from {KAGGLE_URL} in a browser and run `deepfake-lessons import PATH/TO/archive.zip`"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _kaggle_refused(err: Exception) -> bool:
+    """True when Kaggle said no (not signed in, or 401/403), rather than the network or anything else failing."""
+    from kagglehub import exceptions
+
+    if isinstance(err, (exceptions.UnauthenticatedError, exceptions.CredentialError)):
+        return True
+    return getattr(getattr(err, "response", None), "status_code", None) in (401, 403)
+
+
+def _kaggle_token_found() -> bool:
+    """True when kagglehub finds a Kaggle token (a file, environment variables, or Colab's secrets)."""
+    from kagglehub.config import get_kaggle_credentials
+
+    try:
+        return get_kaggle_credentials() is not None
+    except ValueError:  # a kaggle.json that does not parse is a token that cannot work
+        return True
 
 
 def download_kaggle(dest: str | os.PathLike) -> Path:
-    """Fetch the Kaggle "Deepfake and real images" dataset (~190,000 images) into `dest`."""
+    """Fetch the Kaggle "Deepfake and real images" dataset (~190,000 images) into `dest`; return where it is.
+
+    No account is needed: Kaggle serves public datasets to anyone, and kagglehub uses a token only when
+    it finds one. Only when Kaggle refuses does the error ask for a token, quoting Kaggle's words. On
+    Colab, kagglehub may mount the dataset from Colab's own cache instead, and return that folder.
+    """
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         return dest
@@ -49,14 +85,21 @@ def download_kaggle(dest: str | os.PathLike) -> Path:
 
         return Path(kagglehub.dataset_download(KAGGLE_HANDLE, output_dir=str(dest)))
     except Exception as err:  # kagglehub raises network, auth and HTTP errors of many types
+        said = f"{type(err).__name__}: {_one_line(err)}"
+        if not _kaggle_refused(err):
+            raise DownloadError(
+                f"Could not download {KAGGLE_HANDLE} from Kaggle ({said}): check the internet connection and run "
+                f"this again, {IMPORT_HINT}; with no internet at all, `deepfake-lessons standin data/stand-in` "
+                "makes a small stand-in set.") from err
+        if _kaggle_token_found():
+            raise DownloadError(
+                f"Kaggle refused the download of {KAGGLE_HANDLE} with the Kaggle token kagglehub found "
+                f"(Kaggle said: \"{said}\"): check that token (kaggle.com > Settings > API), {IMPORT_HINT}.") from err
         raise DownloadError(
-            f"Could not download {KAGGLE_HANDLE} from Kaggle ({type(err).__name__}: {err}).\n"
-            "This needs internet access and Kaggle credentials. Either:\n"
-            "  1. create an API token on kaggle.com (Settings > API), put it in ~/.kaggle/kaggle.json "
-            f"or set {' and '.join(config.KAGGLE_ENV)}, then run this command again; or\n"
-            f"  2. download the zip from https://www.kaggle.com/datasets/{KAGGLE_HANDLE} in a browser "
-            "and run `deepfake-lessons import PATH/TO/archive.zip`."
-        ) from err
+            f"Kaggle refused the download of {KAGGLE_HANDLE} without an account (Kaggle said: \"{said}\"): create "
+            f"an API token (kaggle.com > Settings > API), put it in ~/.kaggle/kaggle.json or set "
+            f"{' and '.join(config.KAGGLE_ENV)} (on Colab: in the Secrets panel), then run this again; "
+            f"{IMPORT_HINT}.") from err
 
 
 def _safe_members(archive: zipfile.ZipFile, target: Path, max_bytes: int) -> list[zipfile.ZipInfo]:
@@ -157,11 +200,30 @@ def import_data(source: str | os.PathLike, dest: str | os.PathLike | None = None
 # ----------------------------------------------------------------------------- command line
 def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     """`download`'s arguments (helpers.cli runs the command)."""
-    parser.add_argument("--dest", default=str(config.DATA_DIR / KAGGLE_NAME), help="folder to download into")
+    parser.add_argument("what", nargs="?", default="kaggle", choices=DOWNLOADS,
+                        help="kaggle (the default): the capstone's Kaggle dataset, 1.7 GB, no account needed; "
+                             "lesson-sets: dfdc-faces and ffhq-stylegan2, the two small sets every number of the "
+                             "course was measured on (about 180 MB, from GitHub); or one of those two")
+    parser.add_argument("--to", help="the folder to put the data in, each set in a folder of its name (default: data/)")
+    parser.add_argument("--dest", help="kaggle only: the folder to download it into "
+                                       f"(default: data/{KAGGLE_NAME}; --to DIR means DIR/{KAGGLE_NAME})")
 
 
 def run_download(args: argparse.Namespace) -> None:
-    print(f"Data is in {download_kaggle(args.dest)}")
+    to = Path(args.to) if args.to else config.DATA_DIR
+    if args.what == "kaggle":
+        if args.to and args.dest:
+            raise BadArgumentError("Give --to or --dest, not both.")
+        print(f"Data is in {download_kaggle(args.dest or to / KAGGLE_NAME)}")
+        return
+    if args.dest:
+        raise BadArgumentError(f"--dest names the Kaggle dataset's folder; a lesson set goes into --to DIR "
+                               f"(as DIR/{args.what if args.what in lesson_sets.SETS else '<its name>'}).")
+    names = lesson_sets.NAMES if args.what == "lesson-sets" else (args.what,)
+    base_url = os.environ.get(config.LESSON_SETS_URL_ENV) or lesson_sets.RAW_BASE_URL
+    roots = lesson_sets.download(names, to, base_url=base_url)
+    print(f"Use it: {config.DATA_ENV}={roots[0]}" + (f" {config.CROSS_DATA_ENV}={roots[1]} (lessons 05 and 07 "
+          "compare the two)" if len(roots) > 1 else "") + "; the README says which command reproduces which table.")
 
 
 def add_import_arguments(parser: argparse.ArgumentParser) -> None:

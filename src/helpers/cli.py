@@ -47,7 +47,7 @@ class Command:
 
 COMMANDS = {  # in the order of the course
     "scan": Command("data", "index and open every image; print counts and the files left out"),
-    "download": Command("acquire", "fetch the Kaggle dataset with kagglehub",
+    "download": Command("acquire", "fetch the Kaggle dataset (no account needed) or the lesson sets into data/",
                         "add_download_arguments", "run_download"),
     "import": Command("acquire", "unpack a downloaded zip (or copy a folder) into data/",
                       "add_import_arguments", "run_import"),

@@ -24,6 +24,7 @@ TF_LOGS_ENV = "DEEPFAKE_TF_LOGS"  # 1: show TensorFlow's start-up lines, which h
 MODEL_DIR_ENV = "DEEPFAKE_MODEL_DIR"  # the model folder the web app serves on a Space (default: model)
 MODEL_REPO_ENV = "DEEPFAKE_MODEL_REPO"  # or a Hugging Face model repo to download it from
 FLAG_DIR_ENV = "DEEPFAKE_FLAG_DIR"  # where the web app saves flagged uploads (default: data/flagged)
+LESSON_SETS_URL_ENV = "DEEPFAKE_LESSON_SETS_URL"  # where `download lesson-sets` fetches sources (default: GitHub's raw files)
 # Environment variables of other tools that the helpers read or set.
 KAGGLE_ENV = ("KAGGLE_USERNAME", "KAGGLE_KEY")  # a Kaggle API token, for downloading the dataset
 KERAS_HOME_ENV = "KERAS_HOME"  # where Keras keeps downloaded weights (default: ~/.keras)

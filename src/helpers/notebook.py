@@ -1,24 +1,34 @@
 """What the first code cell of every lesson calls: version checks, the profile, seeds, plot style,
-where files are kept (Google Drive on Colab), whether the data is there, and Ctrl-C in one line."""
+where files are kept (Google Drive on Colab), which data this run uses (downloading it when asked),
+and Ctrl-C in one line.
+
+The data: `get_data("kaggle")` (the capstone's Kaggle dataset) or `get_data("lesson-sets")` (the two
+small sets the course's numbers were measured on) uses that data when data/ holds it, and
+downloads it there when not; neither needs an account. The choice is remembered (in .cache/, on
+Drive on Colab), so each later lesson, a Colab runtime of its own, gets the same data. A data root
+you set yourself ($DEEPFAKE_DATA) is always left as it is.
+"""
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
 
-from helpers import acquire, config, data, standin
+from helpers import acquire, config, data, files, lesson_sets, standin
+from helpers.errors import BadArgumentError, UserError
 
 MIN_VERSIONS = {"tensorflow": (2, 18), "keras": (3, 8)}
 DRIVE_MOUNT = Path("/content/drive")
 DRIVE_FOLDER = DRIVE_MOUNT / "MyDrive" / "deepfake-lessons"
 
+LOCAL_DATA = Path("/content/data")  # on Colab: the runtime's own disk, where thousands of images read fast
+LOCAL_CACHE = Path("/content/.cache")  # and where the lesson sets' sources are kept while they are prepared
+DATA_CHOICES = ("kaggle", "lesson-sets")
+CHOICE_FILE = "data-choice.txt"  # in config.CACHE_DIR: the data chosen last, for the lessons (and runtimes) after
+
 LOST_WITHOUT_DRIVE = ("Without Google Drive, data/, models/ and figures/ live in this runtime only: they are "
                       "lost when it ends, and the next lesson (a runtime of its own) will not find the models "
                       "this one saves.")
-KAGGLE_HELP = f"""To download the Kaggle dataset here, give Colab your Kaggle API token (kaggle.com > Settings > API):
-  1. in Colab's Secrets panel (the key icon), add {config.KAGGLE_ENV[0]} and {config.KAGGLE_ENV[1]}, allow this
-     notebook to read them, and run this cell again; or
-  2. run `%env {config.KAGGLE_ENV[0]}=...` and `%env {config.KAGGLE_ENV[1]}=...` in a cell, then run this cell again."""
 
 
 def in_colab() -> bool:
@@ -59,7 +69,12 @@ def choose_profile(profile: str | None = None) -> tuple[config.Profile, str]:
 
 
 def keep_files_on_drive(use_drive: bool = True) -> Path | None:
-    """On Colab, mount Google Drive and keep data, models and figures there, so every lesson finds them."""
+    """On Colab, mount Google Drive and keep models, figures and caches there, so every lesson finds them.
+
+    The images stay on the runtime's own disk (LOCAL_DATA), fetched once per runtime by `get_data`:
+    reading thousands of small files through Drive is slow, and a data set would fill a free Drive.
+    Uploads flagged in the web demo go to Drive, beside the models.
+    """
     if not use_drive:
         print(LOST_WITHOUT_DRIVE)
         return None
@@ -71,58 +86,109 @@ def keep_files_on_drive(use_drive: bool = True) -> Path | None:
         print(f"Google Drive is not mounted ({type(err).__name__}: {err}). {LOST_WITHOUT_DRIVE}")
         return None
     folder = config.use_storage(DRIVE_FOLDER)
-    print(f"Files are kept on Google Drive, in {folder} (data/, models/, figures/).")
+    config.DATA_DIR = LOCAL_DATA
+    os.environ.setdefault(config.FLAG_DIR_ENV, str(folder / "flagged"))
+    print(f"Models, figures and caches are kept on Google Drive, in {folder}; the images on this "
+          f"runtime's own disk, in {LOCAL_DATA}, fetched again by each runtime.")
     return folder
 
 
-def kaggle_credentials() -> bool:
-    """True when a Kaggle token is available; on Colab, read it from the notebook's secrets first."""
-    if (Path.home() / ".kaggle" / "kaggle.json").is_file():
-        return True
-    if in_colab() and not all(os.environ.get(name) for name in config.KAGGLE_ENV):
-        from google.colab import userdata
-
-        try:
-            for name in config.KAGGLE_ENV:
-                os.environ[name] = userdata.get(name)
-        except (userdata.SecretNotFoundError, userdata.NotebookAccessError):
-            return False
-    return all(os.environ.get(name) for name in config.KAGGLE_ENV)
-
-
-def data_layout(root=None) -> tuple[str, Path] | None:
-    """(layout, folder) of the data root, or None when it holds no data yet."""
+def data_layout(root: Path) -> tuple[str, Path] | None:
+    """(layout, folder) of a data root, or None when it holds no data yet."""
     try:
-        return data.find_layout(config.data_root(root))
+        return data.find_layout(root)
     except data.DatasetLayoutError:
         return None
 
 
-def download_if_missing() -> None:
-    """On Colab, download the Kaggle dataset into data/ when no data is there and a token is set."""
-    if data_layout() is not None or os.environ.get(config.DATA_ENV):
-        return
-    if not kaggle_credentials():
-        print(f"No data in {config.data_root()} yet.\n{KAGGLE_HELP}")
-        return
-    print(f"Downloading {acquire.KAGGLE_HANDLE} from Kaggle (about 1.7 GB: a few minutes)...")
-    print(f"Data is in {acquire.download_kaggle(config.DATA_DIR / acquire.KAGGLE_NAME)}")
+def remembered_choice() -> str | None:
+    """The data `get_data` was last asked for with this storage (Drive on Colab), or None."""
+    try:
+        choice = (config.CACHE_DIR / CHOICE_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return choice if choice in DATA_CHOICES else None
+
+
+def local_data(choice: str) -> tuple[Path, Path | None] | None:
+    """(data root, second data root or None) of `choice` when data/ holds it already, else None."""
+    if choice == "lesson-sets":
+        roots = [config.DATA_DIR / name for name in lesson_sets.NAMES]
+        whole = all(lesson_sets.identify(root) == name for root, name in zip(roots, lesson_sets.NAMES))
+        return (roots[0], roots[1]) if whole else None
+    folder = config.DATA_DIR / acquire.KAGGLE_NAME
+    return (folder, None) if data_layout(folder) else None
+
+
+def use_data(root: Path, cross: Path | None = None) -> None:
+    """Make `root` (and `cross`, the second root of lessons 05 and 07) the data of this kernel and of the
+    commands it starts (`!deepfake-lessons ...`), through $DEEPFAKE_DATA and $DEEPFAKE_CROSS_DATA."""
+    os.environ[config.DATA_ENV] = str(root)
+    if cross is not None:
+        os.environ[config.CROSS_DATA_ENV] = str(cross)
+
+
+def _download(choice: str) -> tuple[Path, Path | None]:
+    if choice == "kaggle":
+        print(f"Downloading {acquire.KAGGLE_HANDLE} from Kaggle (about 1.7 GB; no account needed)...")
+        return acquire.download_kaggle(config.DATA_DIR / acquire.KAGGLE_NAME), None
+    cache = LOCAL_CACHE / lesson_sets.CACHE_NAME if in_colab() else None  # the sources stay off Drive
+    dfdc, ffhq = lesson_sets.download(lesson_sets.NAMES, config.DATA_DIR, cache=cache)
+    return dfdc, ffhq
+
+
+def get_data(choice: str | None = None, download: bool = True) -> tuple[Path, Path | None] | None:
+    """Use the data `choice` names (else the one chosen last), downloading it into data/ first when it is
+    not there and `download` is true; return (data root, second root or None), or None.
+
+    kaggle: the Kaggle "Deepfake and real images" dataset the capstone used (about 190,000 images),
+    downloaded only when data/ holds no images at all.
+    lesson-sets: `dfdc-faces` and `ffhq-stylegan2` (helpers.lesson_sets), the sets every number of
+    the course was measured on; `ffhq-stylegan2` becomes the second data root (lessons 05 and 07).
+    With no choice made yet, lesson sets already in data/ are used. A data root you chose
+    ($DEEPFAKE_DATA) wins over all of this. A failed download prints its one line and the ways on.
+    """
+    if choice is not None and choice not in DATA_CHOICES:
+        raise BadArgumentError(f"Unknown data {choice!r}: choose {' or '.join(DATA_CHOICES)}.")
+    if os.environ.get(config.DATA_ENV):
+        return None
+    chosen = choice or remembered_choice()
+    if chosen is None:  # nothing asked for: data/ itself, else lesson sets a command downloaded there
+        found = None if data_layout(config.DATA_DIR) else local_data("lesson-sets")
+    else:
+        found = local_data(chosen)
+        if found is None and chosen == "kaggle" and data_layout(config.DATA_DIR):
+            return None  # data/ holds images already: they are used, and 1.7 GB are not fetched beside them
+        if found is None and download:
+            try:
+                found = _download(chosen)
+            except UserError as err:  # offline, a source gone, Kaggle refusing: one line, then the ways on
+                print(f"{err}\n{no_data_help(config.data_root())}")
+                return None
+    if found is None:
+        return None
+    use_data(*found)
+    if choice is not None:
+        files.write_text(config.CACHE_DIR / CHOICE_FILE, f"{choice}\n")
+    return found
 
 
 def no_data_help(root: Path) -> str:
-    """What to do when the data root holds no images: the three ways to get some."""
-    return (f"No images in {root} yet. Three ways to go on:\n"
-            "  1. download the Kaggle dataset (needs a Kaggle API token): deepfake-lessons download\n"
-            "  2. import its zip, downloaded in a browser: deepfake-lessons import PATH/TO/archive.zip\n"
-            "  3. for a first look only, a small stand-in set built from pictures that ship with "
+    """What to do when the data root holds no images: the ways to get some."""
+    return (f"No images in {root} yet. Ways to go on:\n"
+            "  1. download the Kaggle dataset the capstone used (no account needed): deepfake-lessons download\n"
+            "  2. download the two lesson sets every number of the course was measured on: "
+            'deepfake-lessons download lesson-sets (in a lesson: notebook.get_data("lesson-sets"))\n'
+            "  3. import the Kaggle zip, downloaded in a browser: deepfake-lessons import PATH/TO/archive.zip\n"
+            "  4. with no internet, for a first look only, a small stand-in set built from pictures that ship with "
             f"scikit-image:\n     deepfake-lessons standin data/stand-in, then set {config.DATA_ENV} to "
             "the Kaggle-layout folder it prints and restart the kernel\n"
             f"Or point ${config.DATA_ENV} at a folder you already have (either layout; see data/README.md).")
 
 
-def report_data(root=None) -> tuple[str, Path] | None:
-    """Print where the data is and in which layout, or how to get some. Never raises for missing data."""
-    root = config.data_root(root)
+def report_data(root: Path, cross_root: Path | None = None) -> tuple[str, Path] | None:
+    """Print where the data is and in which layout (and which lesson set it is), or how to get some.
+    Never raises for missing data."""
     found = data_layout(root)
     if found is None:
         print(no_data_help(root))
@@ -131,6 +197,10 @@ def report_data(root=None) -> tuple[str, Path] | None:
     print(f"Data: {folder} ({layout} layout)")
     if standin.is_standin(folder):
         print(f"NOTE: {standin.LABEL}")
+    elif (lesson := lesson_sets.describe(folder)) is not None:
+        print(f"This is {lesson}.")
+    if cross_root is not None:
+        print(f"Second data root (lessons 05 and 07): {cross_root}")
     return found
 
 
@@ -151,14 +221,17 @@ def interrupts_in_one_line(shell=None) -> None:
     shell.set_custom_exc((KeyboardInterrupt,), one_line)
 
 
-def start(profile: str | None = None, use_drive: bool = True) -> config.Settings:
+def start(profile: str | None = None, use_drive: bool = True, data: str | None = None) -> config.Settings:
     """Check versions, choose the profile, seed everything, set the plot style, and say what this run uses.
 
-    Ctrl-C then ends a cell with one line (`interrupts_in_one_line`).
+    Ctrl-C then ends a cell with one line (`interrupts_in_one_line`). `data` ("kaggle" or
+    "lesson-sets") is downloaded when it is not there yet (`get_data`); without it, the data chosen
+    last is used when data/ holds it.
 
-    On Colab it also keeps files on Google Drive (unless `use_drive=False`) and downloads the data when
-    it is missing and a Kaggle token is set. Returns the lesson's settings (`config.Settings`: the
-    profile, the data roots, the backbone), resolved here once; the lesson's cells pass them on.
+    On Colab it also keeps models and figures on Google Drive (unless `use_drive=False`), and gets the
+    data into this runtime: the data chosen last, else the Kaggle dataset. Returns the lesson's settings
+    (`config.Settings`: the profile, the data roots, the backbone), resolved here once, after the data is
+    in place; the lesson's cells pass them on.
     """
     from helpers import plots
 
@@ -174,8 +247,9 @@ def start(profile: str | None = None, use_drive: bool = True) -> config.Settings
     interrupts_in_one_line()
     print(" | ".join(f"{name} {version}" for name, version in versions.items()))
     if in_colab():
-        download_if_missing()
+        data = data or remembered_choice() or "kaggle"
+    get_data(data, download=data is not None)
     settings = config.resolve(chosen)
     print(f"{settings.describe()} | profile {source}")
-    report_data(settings.data_root)
+    report_data(settings.data_root, settings.cross_data_root)
     return settings
