@@ -60,7 +60,7 @@ def test_only_a_refusal_asks_for_a_token_in_kaggles_words(no_token, kaggle, tmp_
     message = str(caught.value)
     assert "\n" not in message and "refused the download" in message and "without an account" in message
     assert f"Kaggle said: \"{type(refused).__name__}: {' '.join(str(refused).split())}\"" in message
-    assert "API token" in message and "KAGGLE_USERNAME and KAGGLE_KEY" in message and "helpers.data import" in message
+    assert "API token" in message and "KAGGLE_USERNAME and KAGGLE_KEY" in message and "deepfake-lessons import" in message
     assert not (tmp_path / "kaggle").exists()
 
 
@@ -79,7 +79,7 @@ def test_no_internet_does_not_ask_for_a_token(no_token, kaggle, tmp_path):
         acquire.download_kaggle(tmp_path / "kaggle")
     message = str(caught.value)
     assert "\n" not in message and "check the internet connection" in message and "no route to host" in message
-    assert "token" not in message and "helpers.standin" in message and "helpers.data import" in message
+    assert "token" not in message and "deepfake-lessons standin" in message and "deepfake-lessons import" in message
 
 
 def test_the_command_downloads_kaggle_by_default_to_data_or_to_dest(no_token, kaggle, tmp_path, capsys):

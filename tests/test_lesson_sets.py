@@ -338,7 +338,7 @@ def test_a_folder_in_the_way_is_refused_before_anything_is_fetched(originals, so
 # ----------------------------------------------------------------------------- the command line, in a subprocess
 def run_cli(*args, env_extra: dict) -> subprocess.CompletedProcess:
     env = {**os.environ, **env_extra}
-    return subprocess.run([sys.executable, "-m", "helpers.cli", "download", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "helpers", "download", *args], capture_output=True, text=True,
                           timeout=300, env=env)
 
 

@@ -19,9 +19,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
-from helpers import config, lesson_sets
+from helpers import config, lesson_sets, progress
 from helpers.data import DatasetLayoutError, find_layout
 from helpers.errors import BadArgumentError, FolderExistsError, UserError
 
@@ -128,7 +127,7 @@ def _unzip(source: Path, target: Path, max_bytes: int) -> None:
     try:
         with zipfile.ZipFile(source) as archive:
             members = _safe_members(archive, target, max_bytes)
-            for member in tqdm(members, desc=f"unpacking {source.name}", unit="file"):
+            for member in progress.bar(members, desc=f"unpacking {source.name}", unit="file"):
                 archive.extract(member, target)
     except zipfile.BadZipFile as err:
         raise ImportRefusedError(f"{source} is not a complete zip file ({err}); if it was downloaded, "
@@ -156,7 +155,7 @@ def _tree_files(source: Path) -> list[Path]:
 
 def _copy_tree(source: Path, target: Path) -> None:
     files = _tree_files(source)
-    for path in tqdm(files, desc=f"copying {source.name}", unit="file"):
+    for path in progress.bar(files, desc=f"copying {source.name}", unit="file"):
         destination = target / path.relative_to(source)
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, destination)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import config, files
+from helpers.progress import bar
 
 CACHE_KEY = {"path": "str", "size": "int64", "mtime_ns": "int64"}  # a result holds while its file keeps these
 CACHE_VERSION = 1  # part of every cache file's name: raise it when what is measured changes
@@ -98,14 +99,12 @@ def measure_files(paths, measure, columns: dict[str, str], kind: str, root: str 
     size and modification time: an unchanged file is not opened again, a changed or new one is. A
     damaged cache file is reported (CacheWarning) and rebuilt. `measure` runs in `workers` threads.
     """
-    from tqdm.auto import tqdm
-
     paths = [str(path) for path in paths]
 
     def measured(chosen: list[str]) -> pd.DataFrame:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            rows = list(tqdm(pool.map(measure, chosen), total=len(chosen), desc=kind,
-                             disable=not progress or not chosen, leave=False))
+            rows = list(bar(pool.map(measure, chosen), show=progress and bool(chosen), total=len(chosen),
+                            desc=kind, leave=False))
         return pd.DataFrame(rows, columns=list(columns)).astype(columns)
 
     if not cache or not paths:

@@ -44,10 +44,9 @@ import PIL
 import requests
 from PIL import Image, ImageOps
 from requests.adapters import HTTPAdapter
-from tqdm.auto import tqdm
 from urllib3.util.retry import Retry
 
-from helpers import config, files
+from helpers import config, files, progress
 from helpers.errors import FolderExistsError, UserError
 
 RAW_BASE_URL = "https://raw.githubusercontent.com"  # serves <repository>/<commit>/<path> of a public repository
@@ -364,7 +363,7 @@ def _build(name: str, rows: pd.DataFrame, target: Path, fetcher: _Fetcher, worke
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         futures = [pool.submit(one, row, path) for row, path in zip(rows.itertuples(index=False), paths)]
-        with tqdm(total=len(futures), desc=name, unit="file") as bar:
+        with progress.bar(total=len(futures), desc=name, unit="file") as bar:
             for future in as_completed(futures):
                 result = future.result()  # a task's error is raised here, so all are done after the loop
                 if result is not None:

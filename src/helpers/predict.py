@@ -23,6 +23,7 @@ from helpers.detector import FACE_MODES, RUNTIMES, Detector, Prediction, as_dete
 from helpers.errors import UserError
 from helpers.files import printable, write_atomically
 from helpers.images import ImageError, ImageSource, load_image, load_resized
+from helpers.progress import bar as progress_bar
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DECODE_WORKERS = 4
@@ -99,16 +100,14 @@ def predict_files(model_dir_or_detector: Detector | str | os.PathLike, paths, ba
     (links, unreadable sub-folders) comes last, also with `error` set. Finding faces needs each photo
     whole (a 12-megapixel one: 36 MB), so then at most PHOTOS_AT_ONCE make a batch.
     """
-    from tqdm.auto import tqdm
-
     detector = as_detector(model_dir_or_detector)
     mode = detector.face_mode(faces)
     files, skipped = expand_paths([paths] if isinstance(paths, (str, os.PathLike)) else paths)
     step = batch_size if mode == "off" else min(batch_size, PHOTOS_AT_ONCE)
     batches = [files[i:i + step] for i in range(0, len(files), step)]
     predictions = []
-    with ThreadPoolExecutor(DECODE_WORKERS) as pool, tqdm(total=len(files), desc="predicting", unit="image",
-                                                          disable=not progress, leave=False) as bar:
+    with ThreadPoolExecutor(DECODE_WORKERS) as pool, progress_bar(total=len(files), show=progress, desc="predicting",
+                                                                  unit="image", leave=False) as bar:
         def submit(batch):
             return [pool.submit(_load, path, mode, detector.image_size) for path in batch]
 

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from helpers import backbones, config, data, faces, files, metrics, model_folders, pipeline, saving
+from helpers import backbones, config, data, faces, files, metrics, model_folders, pipeline, progress, saving
 from helpers import classifier
 from helpers.errors import BadArgumentError
 
@@ -405,9 +405,7 @@ def fit_verbosity() -> int:
 
     A log file would otherwise fill with the bar's carriage-return updates.
     """
-    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    in_notebook = shell is not None and type(shell).__name__ != "TerminalInteractiveShell"  # Jupyter, Colab
-    return 1 if in_notebook or (sys.stdout is not None and sys.stdout.isatty()) else 2
+    return 1 if progress.watched(sys.stdout) else 2
 
 
 def train(root=None, profile: config.Profile | str | None = None, out_dir=None, backbone: str | None = None,
