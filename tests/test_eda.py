@@ -89,12 +89,30 @@ def test_description_follows_the_numbers():
     assert "little to see" not in loud
 
 
-def test_plots_return_figures():
+def test_plots_show_what_their_titles_say():
     images, labels = noise(4, seed=7), [0, 0, 1, 1]
     spectra = eda.per_class(spectrum.mean_log_spectrum, images, labels)
-    figures = [eda.plot_counts(pd.DataFrame({"real": [3, 1], "fake": [2, 1]}, index=["train", "test"]), "counts"),
-               eda.plot_mean_faces(eda.per_class(eda.mean_image, images, labels)),
-               eda.plot_channel_histograms(eda.per_class(eda.channel_histograms, images, labels)),
-               eda.plot_spectra(spectra), eda.plot_radial_profiles(spectra)]
-    assert all(isinstance(fig, plt.Figure) for fig in figures)
+
+    counts = eda.plot_counts(pd.DataFrame({"real": [3, 1], "fake": [2, 1]}, index=["train", "test"]), "counts")
+    (ax,) = counts.axes
+    assert ax.get_title() == "counts" and ax.get_ylabel() == "images"
+    assert [text.get_text() for text in ax.get_xticklabels()] == ["train", "test"]
+    assert sorted(round(bar.get_height()) for bar in ax.patches) == [1, 1, 2, 3]  # one bar per split and class
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["real", "fake"]
+
+    means = eda.plot_mean_faces(eda.per_class(eda.mean_image, images, labels))
+    assert [ax.get_title() for ax in means.axes[:3]] == ["mean real", "mean fake", "fake − real (grey levels)"]
+
+    histograms = eda.plot_channel_histograms(eda.per_class(eda.channel_histograms, images, labels))
+    assert [ax.get_title() for ax in histograms.axes] == ["red", "green", "blue"]
+    assert all(len(ax.get_lines()) == 2 for ax in histograms.axes), "one line per class in each channel"
+
+    shown = eda.plot_spectra(spectra)
+    np.testing.assert_allclose(shown.axes[2].images[0].get_array(), spectra["fake"] - spectra["real"])
+
+    profiles = eda.plot_radial_profiles(spectra)
+    (ax,) = profiles.axes
+    assert ax.get_xlabel() == "frequency (fraction of Nyquist)"
+    assert [line.get_label() for line in ax.get_lines()[:2]] == ["real", "fake"]
+    assert ax.get_lines()[0].get_xdata().max() <= 1.0
     plt.close("all")

@@ -22,11 +22,25 @@ def scores(dfdc) -> pd.DataFrame:
                          "p_fake": p_fake, "predicted": ["fake" if p >= 0.5 else "real" for p in p_fake]})
 
 
-def test_figures_draw():
-    for fig in (ep.confusion_heatmaps(LABELS, SCORES, 0.5), ep.roc_and_pr(LABELS, SCORES, 0.65),
-                ep.reliability(LABELS, SCORES, bins=4)):
-        assert isinstance(fig, plt.Figure) and fig.axes
-        plt.close(fig)
+def test_figures_show_the_numbers():
+    heatmaps = ep.confusion_heatmaps(LABELS, SCORES, 0.5)
+    counts = [text.get_text() for text in heatmaps.axes[0].texts]
+    assert counts == ["3", "1", "1", "3"]  # real: 3 right, 1 called fake (0.7); fake: 1 called real (0.3), 3 right
+    assert [text.get_text() for text in heatmaps.axes[1].texts] == ["0.75", "0.25", "0.25", "0.75"]
+    assert heatmaps._suptitle.get_text() == "Confusion matrix at threshold 0.500"
+
+    curves = ep.roc_and_pr(LABELS, SCORES, 0.65)
+    roc_ax, pr_ax = curves.axes
+    legend = [text.get_text() for text in roc_ax.get_legend().get_texts()]
+    assert legend[0] == f"ROC-AUC {metrics.roc_auc(LABELS, SCORES):.3f}" and "threshold 0.650" in legend
+    assert pr_ax.get_xlabel() == "recall" and pr_ax.get_ylabel() == "precision"
+
+    calibration = ep.reliability(LABELS, SCORES, bins=4)
+    curve_ax, hist_ax = calibration.axes
+    model_line = curve_ax.get_lines()[1]
+    assert len(model_line.get_xdata()) == 4, "one point per occupied bin"
+    assert sum(bar.get_height() for bar in hist_ax.patches) == len(LABELS)
+    plt.close("all")
 
 
 def _sample(n_per_class: int, separation: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
