@@ -188,6 +188,14 @@ def paired_difference_interval(labels, scores_a, scores_b, statistic, statistic_
         confidence, n_resamples, seed, groups)
 
 
+GROUP_COLUMN = "group"  # a frame's column naming each image's group, where the data layer knows it
+
+
+def groups_of(frame):
+    """A frame's `group` column as an array (one label per image, a missing one its own group), or None."""
+    return frame[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in frame else None
+
+
 def group_codes(labels, groups=None) -> np.ndarray:
     """One integer per image naming its group, numbered in the order the groups first appear.
 
