@@ -127,12 +127,21 @@ def test_results_table_reads_stored_scores_like_the_live_table():
     assert generalisation.auc_matrix(table, intervals=True).shape == (4, 2)
     assert "Trained on dfdc (real+sbi)" in generalisation.describe(table)
     # Where a test set names its groups (one source video per real-and-fake pair), the intervals resample them.
-    results[0]["test_sets"]["dfdc"]["test_groups"] = np.r_[np.arange(40), np.arange(40)].tolist()
-    grouped = generalisation.results_table(results)
+    pairs = np.r_[np.arange(40), np.arange(40)].tolist()
+    grouped = generalisation.results_table([generalisation.with_groups(results[0], "dfdc", pairs), results[1]])
+    assert "test_groups" not in results[0]["test_sets"]["dfdc"], "the result given is left as it was"
     assert (grouped["ROC-AUC"] == table["ROC-AUC"]).all()
     changed = (grouped["ROC-AUC low"] != table["ROC-AUC low"])
     assert changed.tolist() == [tested == "dfdc" and trained == "dfdc"
                                 for trained, tested in zip(table["trained on"], table["tested on"])]
+
+
+def test_with_groups_needs_one_per_image():
+    result = {"test_sets": {"dfdc": {"test_labels": [0, 1, 0, 1]}}}
+    assert generalisation.with_groups(result, "dfdc", ["a", "a", "b", "b"])["test_sets"]["dfdc"]["test_groups"] == \
+        ["a", "a", "b", "b"]
+    with pytest.raises(ValueError, match="one group per test image of dfdc"):
+        generalisation.with_groups(result, "dfdc", ["a", "a"])
 
 
 def test_load_results_says_what_to_run(tmp_path):

@@ -58,6 +58,15 @@ def load_results(folder=RESULTS_DIR) -> list[dict]:
     return [json.loads(path.read_text()) for path in found]
 
 
+def with_groups(result: dict, test_set: str, groups: list) -> dict:
+    """A stored result with the groups of one test set's images (in its stored order) added, for `results_table`."""
+    images = result["test_sets"][test_set]
+    if len(groups) != len(images["test_labels"]):
+        raise ValueError(f"Need one group per test image of {test_set}: got {len(groups)} for "
+                         f"{len(images['test_labels'])}.")
+    return {**result, "test_sets": {**result["test_sets"], test_set: {**images, "test_groups": list(groups)}}}
+
+
 def results_table(results: list[dict]) -> pd.DataFrame:
     """`cross_dataset_table`'s rows, from stored per-image test scores instead of models.
 
