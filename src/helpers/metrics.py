@@ -2,7 +2,8 @@
 
 Plain NumPy, SciPy and scikit-learn, no TensorFlow: the same function scores a Keras model, an
 exported model or a spreadsheet of predictions. Every number comes with a bootstrap interval on
-request, because a few hundred test images leave a lot of room for chance.
+request, because a few hundred test images leave a lot of room for chance; where the images come in
+groups (the real and the fake of one source video), the bootstrap resamples whole groups.
 """
 from __future__ import annotations
 
