@@ -7,9 +7,11 @@ For each data root and the model trained on it, on every image of the test split
 - `photos`: the same faces placed in a 672x504 photo (a scene from scikit-image, the face a third of
   the photo's height, at a seeded random place), scored squashed whole and with face finding.
 ROC-AUC with a 95% bootstrap interval for each, and the paired difference with face finding minus
-without. Also: the crop style the model records (or, for a model trained before face finding, the
-one measured here on its training images), and seconds per photo to find faces. Writes
-benchmarks/faces/<data folder>.json.
+without (resampling whole groups of test images where the data names groups, such as the real and
+the fake of one source video). Every image's p(fake) is kept, in the order of the stored test labels,
+relpaths and groups, so the intervals can be computed again. Also: the crop style the model records
+(or, for a model trained before face finding, the one measured here on its training images), and
+seconds per photo to find faces. Writes benchmarks/faces/<data folder>.json.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import numpy as np
 from bench_model import machine_info  # same folder
 from PIL import Image
 
-from helpers import data, faces, images, metrics, predict
+from helpers import data, faces, images, ladder, metrics, predict
 from helpers.detector import Detector, Prediction
 
 PHOTO_SIZE = (672, 504)  # width, height: a small phone photo
@@ -64,16 +66,20 @@ def per_image(predictions: list[Prediction], names: list[str]) -> tuple[np.ndarr
     return np.array([best[name].p_fake for name in names]), counts
 
 
-def auc_with_interval(labels, scores) -> dict:
-    low, high = metrics.bootstrap_interval(labels, scores, metrics.roc_auc)
+def auc_with_interval(labels, scores, groups=None) -> dict:
+    low, high = metrics.bootstrap_interval(labels, scores, metrics.roc_auc, groups=groups)
     return {"roc_auc": round(metrics.roc_auc(labels, scores), 4), "interval": [round(low, 4), round(high, 4)]}
 
 
-def compare(labels, without: np.ndarray, with_faces: np.ndarray) -> dict:
-    low, high = metrics.paired_difference_interval(labels, with_faces, without, metrics.roc_auc)
+def compare(labels, without: np.ndarray, with_faces: np.ndarray, groups=None) -> dict:
+    """Both ROC-AUCs with their intervals, the paired difference, and every image's two scores."""
+    low, high = metrics.paired_difference_interval(labels, with_faces, without, metrics.roc_auc, groups=groups)
     difference = metrics.roc_auc(labels, with_faces) - metrics.roc_auc(labels, without)
-    return {"without_faces": auc_with_interval(labels, without), "with_faces": auc_with_interval(labels, with_faces),
-            "difference": round(difference, 4), "difference_interval": [round(low, 4), round(high, 4)]}
+    return {"without_faces": auc_with_interval(labels, without, groups),
+            "with_faces": auc_with_interval(labels, with_faces, groups),
+            "difference": round(difference, 4), "difference_interval": [round(low, 4), round(high, 4)],
+            "test_scores": {"without_faces": [float(value) for value in without],
+                            "with_faces": [float(value) for value in with_faces]}}
 
 
 def seconds_per_photo(photo: np.ndarray, repeats: int = 5) -> float:
@@ -92,7 +98,7 @@ def measure(root: Path, model_dir: Path) -> dict:
         detector.crop_style = faces.crop_style_of(frames["train"]["path"])
         style_source = "measured by this benchmark on the training split (the model records none)"
     test = frames["test"]
-    labels, names = test["label"].to_numpy(), test["path"].tolist()
+    labels, names, groups = test["label"].to_numpy(), test["path"].tolist(), metrics.groups_of(test)
     as_given = predict.predict_files(detector, names, progress=False, faces="off")
     started = time.perf_counter()
     found = predict.predict_files(detector, names, progress=False, faces="auto")
@@ -111,9 +117,10 @@ def measure(root: Path, model_dir: Path) -> dict:
     return {
         "data": root.name, "model": "/".join(model_dir.parts[-2:]), "test_images": len(names),
         "crop_style": {**detector.crop_style.as_dict(), "source": style_source},
-        "crops": {**compare(labels, np.array([p.p_fake for p in as_given]), crop_scores), "faces": crop_counts,
+        **ladder.test_images(test),
+        "crops": {**compare(labels, np.array([p.p_fake for p in as_given]), crop_scores, groups), "faces": crop_counts,
                   "seconds_per_image_with_faces": round(crop_seconds, 4)},
-        "photos": {**compare(labels, np.array(squashed), photo_scores), "faces": photo_counts,
+        "photos": {**compare(labels, np.array(squashed), photo_scores, groups), "faces": photo_counts,
                    "size": list(PHOTO_SIZE), "face_share_of_height": round(FACE_SHARE, 3)},
         "seconds_to_find_faces": {"672x504 photo": seconds_per_photo(photos[0]),
                                   "4032x3024 photo": seconds_per_photo(big)},
@@ -137,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                       machine={key: value for key, value in machine_info().items() if key != "host"})
         path = args.out / f"{root.name}.json"
         path.write_text(json.dumps(result, indent=1) + "\n")
-        print(json.dumps({key: result[key] for key in ("crop_style", "crops", "photos", "seconds_to_find_faces")},
-                         indent=1))
+        shown = {key: result[key] for key in ("crop_style", "crops", "photos", "seconds_to_find_faces")}
+        for part in ("crops", "photos"):
+            shown[part] = {key: value for key, value in shown[part].items() if key != "test_scores"}
+        print(json.dumps(shown, indent=1))
         print(f"wrote {path}")
     return 0
 

@@ -402,3 +402,20 @@ def test_a_split_with_one_class_is_refused_before_training(tmp_path, capsys):
     assert cli.main(["train", "--data", str(tmp_path / "root"), "--profile", "smoke",
                                      "--out", str(out)]) == 2
     assert "has no fake images" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_index_names_each_dfdc_images_source_video_and_nothing_for_other_data(dfdc, ffhq, tmp_path):
+    frame = data.index_dataset(dfdc)
+    labels_per_video = frame.groupby(config.GROUP_COLUMN)["label"].apply(lambda labels: tuple(sorted(labels)))
+    assert len(labels_per_video) == len(frame) // 2 and (labels_per_video == (0, 1)).all()
+    pair = frame[frame["relpath"].isin(["Train/Real/real_00000.jpg", "Train/Fake/fake_00000.jpg"])]
+    assert pair[config.GROUP_COLUMN].nunique() == 1, "a real and the fake made from its video share a group"
+    assert config.GROUP_COLUMN not in data.index_dataset(ffhq).columns, "every StyleGAN2 face stands alone"
+    copy = tmp_path / "copy"
+    shutil.copytree(dfdc / "Test", copy / "Test")
+    for split in ("Train", "Validation"):
+        shutil.copytree(dfdc / split / "Real", copy / split / "Real")
+        shutil.copytree(dfdc / split / "Fake", copy / split / "Fake")
+    changed = next((copy / "Test" / "Real").iterdir())
+    changed.write_bytes(changed.read_bytes()[:-1] + b"\0")
+    assert config.GROUP_COLUMN not in data.index_dataset(copy).columns, "changed files are not the lesson set"

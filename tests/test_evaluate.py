@@ -160,3 +160,29 @@ def test_overlap_warning_on_seen_images_even_when_copied(detector, dfdc, tmp_pat
             (tmp_path / "copy" / split / name).mkdir(parents=True)
     with pytest.warns(evaluate.OverlapWarning, match="same files"):
         evaluate.evaluate(detector, tmp_path / "copy", split="all", progress=False)
+
+
+def _by_source_video(frame):
+    """dfdc-faces: real_NNNNN and fake_NNNNN come from one source video (its manifest says so)."""
+    return frame.assign(group=frame["relpath"].str.extract(r"_(\d+)\.", expand=False))
+
+
+def test_intervals_resample_the_groups_the_data_names(detector, dfdc, monkeypatch, tmp_path):
+    """When the frame has a `group` column, every interval is the grouped one, and the JSON keeps the groups."""
+    plain = evaluate.evaluate(detector, dfdc, profile="smoke", progress=False)
+    index = data.index_dataset
+    monkeypatch.setattr(data, "index_dataset", lambda *args, **kwargs: _by_source_video(index(*args, **kwargs)))
+    grouped = evaluate.evaluate(detector, dfdc, profile="smoke", progress=False)
+    scores = grouped.scores
+    assert scores["relpath"].tolist() == plain.scores["relpath"].tolist()
+    assert scores["group"].nunique() < len(scores), "the smoke subset holds some matched pairs"
+    assert grouped.metrics["ci95_groups"] == scores["group"].nunique() and plain.metrics["ci95_groups"] == len(scores)
+    labels, p_fake = scores["label"], scores["p_fake"]
+    threshold = detector.threshold
+    assert grouped.metrics["ci95"] == metrics.confidence_intervals(labels, p_fake, threshold, groups=scores["group"])
+    assert grouped.metrics["ci95"] != plain.metrics["ci95"]
+    assert plain.metrics["ci95"] == metrics.confidence_intervals(labels, p_fake, threshold)
+    assert "resampled by group" in str(grouped) and "resampled by group" not in str(plain)
+    per_image = grouped.as_json()["per_image"]
+    assert set(per_image[0]) == {"relpath", "split", "label", "p_fake", "group"}
+    assert [row["group"] for row in per_image] == scores["group"].tolist()

@@ -87,26 +87,40 @@ def test_border_heat_share():
     assert shares[0] == 0 and shares[1] == 1 and np.isnan(shares[2]) and shares[3] == pytest.approx(area)
 
 
-def _robustness_rows(name: str, clean: tuple, harsh: tuple) -> pd.DataFrame:
-    """A clean and a harsh step: (ROC-AUC, low, high, balanced accuracy, low, high) each."""
-    columns = ["roc_auc", "roc_auc_low", "roc_auc_high", "balanced_accuracy", "balanced_accuracy_low",
-               "balanced_accuracy_high"]
-    frame = pd.DataFrame([clean, harsh], columns=columns)
-    return frame.assign(perturbation=name, step=[0, 1], level=[np.nan, 3.0])
+def _robustness_rows(name: str, clean: tuple, harsh: tuple, change: tuple = (0, 0, 0, 0, 0, 0)) -> pd.DataFrame:
+    """A clean and a harsh step: (ROC-AUC, low, high, balanced accuracy, low, high) each, and the harsh step's
+    change from the clean one: (ROC-AUC change, low, high, balanced accuracy change, low, high)."""
+    frame = pd.DataFrame([clean, harsh], columns=["roc_auc", "roc_auc_low", "roc_auc_high", "balanced_accuracy",
+                                                  "balanced_accuracy_low", "balanced_accuracy_high"])
+    changes = pd.DataFrame([(0,) * 6, change], columns=["roc_auc_change", "roc_auc_change_low", "roc_auc_change_high",
+                                                        "balanced_accuracy_change", "balanced_accuracy_change_low",
+                                                        "balanced_accuracy_change_high"])
+    return pd.concat([frame, changes], axis=1).assign(perturbation=name, step=[0, 1], level=[np.nan, 3.0])
 
 
-def test_robustness_reading_compares_intervals():
+CLEAN = (0.97, 0.95, 0.99, 0.90, 0.86, 0.94)
+
+
+def test_robustness_reading_reads_the_paired_change():
     table = pd.concat([
-        _robustness_rows("blur", (0.97, 0.95, 0.99, 0.90, 0.86, 0.94), (0.96, 0.93, 0.98, 0.52, 0.49, 0.55)),
-        _robustness_rows("jpeg", (0.97, 0.95, 0.99, 0.90, 0.86, 0.94), (0.70, 0.62, 0.78, 0.65, 0.58, 0.72)),
-        _robustness_rows("noise", (0.97, 0.95, 0.99, 0.90, 0.86, 0.94), (0.96, 0.94, 0.98, 0.89, 0.85, 0.93)),
-        _robustness_rows("downscale", (0.55, 0.40, 0.70, 0.50, 0.40, 0.60), (0.50, 0.35, 0.65, 0.5, 0.4, 0.6)),
+        _robustness_rows("blur", CLEAN, (0.96, 0.93, 0.98, 0.52, 0.49, 0.55), (-0.01, -0.03, 0.01, -0.38, -0.44, -0.32)),
+        _robustness_rows("jpeg", CLEAN, (0.70, 0.62, 0.78, 0.65, 0.58, 0.72), (-0.27, -0.35, -0.19, -0.25, -0.33, -0.17)),
+        _robustness_rows("noise", CLEAN, (0.96, 0.94, 0.98, 0.89, 0.85, 0.93), (-0.01, -0.02, 0.00, -0.01, -0.03, 0.01)),
+        _robustness_rows("downscale", (0.55, 0.40, 0.70, 0.50, 0.40, 0.60), (0.50, 0.35, 0.65, 0.5, 0.4, 0.6),
+                         (-0.05, -0.12, 0.02, 0, -0.05, 0.05)),
+        # Overlapping intervals side by side, yet every resample of these images loses a little: a real drop.
+        _robustness_rows("sharpen", CLEAN, (0.94, 0.91, 0.97, 0.88, 0.84, 0.92), (-0.03, -0.05, -0.01, -0.02, -0.04, 0.0)),
+        _robustness_rows("crush", CLEAN, (0.55, 0.45, 0.65, 0.50, 0.45, 0.55), (-0.42, -0.52, -0.32, -0.40, -0.45, -0.35)),
+        _robustness_rows("denoise", CLEAN, (0.99, 0.98, 1.00, 0.93, 0.90, 0.96), (0.02, 0.01, 0.03, 0.03, 0.0, 0.06)),
     ], ignore_index=True)
-    blur, jpeg, noise, downscale = ep.robustness_reading(table).splitlines()
-    assert blur.startswith("blur at sigma 3: ROC-AUC 0.970 \u2192 0.960 [0.930, 0.980]")
+    blur, jpeg, noise, downscale, sharpen, crush, denoise = ep.robustness_reading(table).splitlines()
+    assert blur.startswith("blur at sigma 3: ROC-AUC 0.970 \u2192 0.960, change -0.010 [-0.030, +0.010]; "
+                           "balanced accuracy 0.90 \u2192 0.52, change -0.38 [-0.44, -0.32]")
     assert "the ranking survives but the threshold does not" in blur
-    assert "the ranking itself breaks" in jpeg and "both the ranking and the verdicts" in noise
+    assert "the ranking weakens" in jpeg and "both the ranking and the verdicts" in noise
     assert "cannot be told from chance" in downscale
+    assert "the ranking weakens (the paired drop excludes 0)" in sharpen
+    assert "breaks, down to chance" in crush and "the ranking improves" in denoise
 
 
 def test_most_confident_picks_by_outcome(scores):
@@ -132,7 +146,9 @@ def test_gradcam_grid_and_robustness_plot(trained_model_dir, scores):
     assert all(np.isnan(share) or 0 <= share <= 1 for share in shares)
     table = pd.DataFrame({"perturbation": ["jpeg"] * 3, "step": [0, 1, 2], "level": [np.nan, 50, 10],
                           "roc_auc": [0.9, 0.8, 0.6], "roc_auc_low": [0.85, 0.7, 0.5],
-                          "roc_auc_high": [0.95, 0.9, 0.7]})
+                          "roc_auc_high": [0.95, 0.9, 0.7], "roc_auc_change": [0.0, -0.1, -0.3],
+                          "roc_auc_change_low": [0.0, -0.15, -0.38], "roc_auc_change_high": [0.0, -0.04, -0.22]})
     fig = ep.robustness_plot(table)
     assert "jpeg (quality 50 \u2192 10)" in [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert fig.axes[1].lines[0].get_ydata().tolist() == [0.0, -0.1, -0.3]  # the change, on the right
     plt.close(fig)

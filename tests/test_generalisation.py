@@ -1,8 +1,11 @@
 """Training modes with self-blended images, and the cross-dataset table."""
+import json
+
+import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import config, data, generalisation, model_folders, train
+from helpers import config, data, generalisation, metrics, model_folders, train
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +99,54 @@ def test_data_roots_add_the_cross_root_only_when_set(monkeypatch, dfdc, ffhq):
     monkeypatch.setenv(config.CROSS_DATA_ENV, str(ffhq))
     assert generalisation.data_roots(config.resolve()) == {"dfdc-faces": dfdc.resolve(),
                                                            "ffhq-stylegan2": ffhq.resolve()}
+
+
+def _stored(trained_on: str, sets: dict, rng) -> dict:
+    """A made-up bench_generalisation result: two modes of one training set, scored on every set of `sets`."""
+    models = []
+    for mode, strength in (("real+fake", 2.0), ("real+sbi", 0.3)):
+        tested = {}
+        for name, labels in sets.items():
+            gain = strength if name == trained_on else 0.0
+            tested[name] = {"test_scores": (1 / (1 + np.exp(-(rng.normal(size=len(labels)) + gain * labels)))).tolist()}
+        models.append({"mode": mode, "threshold": 0.5, "tested": tested})
+    return {"data": trained_on, "models": models,
+            "test_sets": {name: {"test_labels": labels.tolist()} for name, labels in sets.items()}}
+
+
+def test_results_table_reads_stored_scores_like_the_live_table():
+    rng = np.random.default_rng(1)
+    sets = {"dfdc": np.r_[np.zeros(40, int), np.ones(40, int)], "ffhq": np.r_[np.zeros(45, int), np.ones(15, int)]}
+    results = [_stored("dfdc", sets, rng), _stored("ffhq", sets, rng)]
+    table = generalisation.results_table(results)
+    assert len(table) == 8 and table["in-domain"].sum() == 4 and set(table["images"]) == {80, 60}
+    row = table[(table["trained on"] == "dfdc") & (table["mode"] == "real+fake") & (table["tested on"] == "ffhq")].iloc[0]
+    scores = results[0]["models"][0]["tested"]["ffhq"]["test_scores"]
+    assert row["ROC-AUC"] == metrics.roc_auc(sets["ffhq"], scores)
+    assert (row["ROC-AUC low"], row["ROC-AUC high"]) == metrics.bootstrap_interval(sets["ffhq"], scores, metrics.roc_auc)
+    assert row["fake recall"] == metrics.threshold_statistics(0.5)["recall_fake"](sets["ffhq"], np.asarray(scores))
+    assert generalisation.auc_matrix(table, intervals=True).shape == (4, 2)
+    assert "Trained on dfdc (real+sbi)" in generalisation.describe(table)
+    # Where a test set names its groups (one source video per real-and-fake pair), the intervals resample them.
+    pairs = np.r_[np.arange(40), np.arange(40)].tolist()
+    grouped = generalisation.results_table([generalisation.with_groups(results[0], "dfdc", pairs), results[1]])
+    assert "test_groups" not in results[0]["test_sets"]["dfdc"], "the result given is left as it was"
+    assert (grouped["ROC-AUC"] == table["ROC-AUC"]).all()
+    changed = (grouped["ROC-AUC low"] != table["ROC-AUC low"])
+    assert changed.tolist() == [tested == "dfdc" and trained == "dfdc"
+                                for trained, tested in zip(table["trained on"], table["tested on"])]
+
+
+def test_with_groups_needs_one_per_image():
+    result = {"test_sets": {"dfdc": {"test_labels": [0, 1, 0, 1]}}}
+    assert generalisation.with_groups(result, "dfdc", ["a", "a", "b", "b"])["test_sets"]["dfdc"]["test_groups"] == \
+        ["a", "a", "b", "b"]
+    with pytest.raises(ValueError, match="one group per test image of dfdc"):
+        generalisation.with_groups(result, "dfdc", ["a", "a"])
+
+
+def test_load_results_says_what_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="bench_generalisation.py"):
+        generalisation.load_results(tmp_path)
+    (tmp_path / "x.json").write_text(json.dumps({"data": "x"}))
+    assert generalisation.load_results(tmp_path) == [{"data": "x"}]

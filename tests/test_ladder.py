@@ -4,7 +4,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from helpers import config, ladder, metrics
+import pandas as pd
+
+from helpers import config, data, ladder, metrics
 from helpers import classifier
 
 SHARED_SETS = ("dfdc-faces", "ffhq-stylegan2")
@@ -88,6 +90,20 @@ def test_the_committed_ladder_agrees_with_its_own_scores(name):
         low, high = rung["test"]["roc_auc"]["ci95"]
         assert low <= rung["test"]["roc_auc"]["value"] <= high
     assert result["rungs"][0]["threshold"] == 0.5 and result["rungs"][3]["test_scores"] == result["rungs"][2]["test_scores"]
+    # The stored intervals are today's bootstrap of the stored scores, draw for draw (by group, once groups are named).
+    groups = result.get("test_groups")
+    for rung in result["rungs"][:2]:
+        interval = metrics.bootstrap_interval(labels, rung["test_scores"], metrics.roc_auc, groups=groups)
+        assert rung["test"]["roc_auc"]["ci95"] == pytest.approx(list(interval), abs=1e-12)
+
+
+@pytest.mark.parametrize("name", SHARED_SETS)
+def test_the_committed_ladder_names_its_test_images(name, shared_data):
+    """The relpaths stored next to the scores are the test split of the cpu profile, in the order scored."""
+    result = next(found for found in ladder.load_results() if found["data"] == name)
+    test = data.load_frames(shared_data / name, config.get_profile(result["profile"]), verbose=False)["test"]
+    assert result["test_relpaths"] == test["relpath"].tolist()
+    assert ladder.with_test_images(result, test.drop(columns="group", errors="ignore")) == result
 
 
 def test_steps_table_reads_each_change_by_its_interval():
@@ -100,3 +116,90 @@ def test_steps_table_reads_each_change_by_its_interval():
     table = ladder.steps_table(result)
     assert table["roc_auc reading"].tolist()[:3] == ["helped", "hurt", "no clear difference"]
     assert table["Δ roc_auc"].iloc[2].startswith("+0.000")
+
+
+def _test_frame(labels, groups=None) -> pd.DataFrame:
+    frame = pd.DataFrame({"relpath": [f"{'rf'[label]}_{i:03d}.jpg" for i, label in enumerate(labels)],
+                          "label": labels})
+    return frame if groups is None else frame.assign(group=groups)
+
+
+def test_with_test_images_adds_relpaths_only_to_the_split_it_was_scored_on():
+    result = _fake_result()
+    labels = result["test_labels"]
+    named = ladder.with_test_images(result, _test_frame(labels))
+    assert list(named)[list(named).index("test_labels") + 1] == "test_relpaths"  # next to the labels
+    assert named["test_relpaths"][0] == "r_000.jpg" and named["rungs"] == result["rungs"] and "test_groups" not in named
+    assert ladder.with_test_images(named, _test_frame(labels)) == named  # a second time changes nothing
+    with pytest.raises(ValueError, match="holds 59 images and the result 60"):
+        ladder.with_test_images(result, _test_frame(labels[:-1]))
+    with pytest.raises(ValueError, match="first at place 0"):
+        ladder.with_test_images(result, _test_frame(labels[::-1]))
+    renamed = _test_frame(labels).assign(relpath=lambda frame: "other/" + frame["relpath"])
+    with pytest.raises(ValueError, match="other test images"):
+        ladder.with_test_images(named, renamed)
+
+
+def test_named_groups_recompute_every_stored_interval():
+    result = _fake_result()
+    labels = np.asarray(result["test_labels"])
+    pairs = np.r_[np.arange(30), np.arange(30)]  # the i-th real and the i-th fake: one source video
+    grouped = ladder.with_test_images(result, _test_frame(labels, pairs))
+    assert grouped["test_groups"] == pairs.tolist()
+    for before, after in zip(result["rungs"], grouped["rungs"]):
+        assert after["test"]["roc_auc"]["value"] == before["test"]["roc_auc"]["value"]
+        assert after["test"] == ladder.rung_metrics(labels, after["test_scores"], after["threshold"], pairs)
+        assert after["test"]["roc_auc"]["ci95"] != before["test"]["roc_auc"]["ci95"]
+    grouped_steps = ladder.steps(labels, grouped["rungs"], pairs)
+    assert ladder.steps_table(grouped)["Δ roc_auc"].tolist() == [
+        f"{step['roc_auc']['difference']:+.3f} [{step['roc_auc']['ci95'][0]:+.3f}, {step['roc_auc']['ci95'][1]:+.3f}]"
+        for step in grouped_steps]
+    assert grouped_steps != ladder.steps(labels, result["rungs"])
+    with pytest.raises(ValueError, match="one group per test image"):
+        ladder.with_groups(result, pairs[:-1].tolist())
+
+
+def _seed_runs() -> dict:
+    """Rungs 1 and 4 trained with three seeds each, on a made-up test set of 60 images."""
+    rng = np.random.default_rng(7)
+    labels = np.r_[np.zeros(30, int), np.ones(30, int)]
+    val_labels = np.r_[np.zeros(20, int), np.ones(20, int)]
+    rungs = {rung.number: rung for rung in ladder.rungs(config.get_profile("cpu"))}
+    runs = []
+    for number, strength in ((1, 1.0), (4, 2.5)):
+        for seed in (42, 43, 44):
+            trained = {"val_scores": 1 / (1 + np.exp(-(rng.normal(size=40) + strength * (val_labels - 0.5)))),
+                       "test_scores": 1 / (1 + np.exp(-(rng.normal(size=60) + strength * (labels - 0.5)))),
+                       "seconds": {"stage1": 1.0, "total": 60.0 * number}, "epochs": {"stage1": 2, "stage2": 1}}
+            runs.append(ladder.seed_run(rungs[number], trained, val_labels, labels, seed))
+    return {"data": "fake-set", "test_labels": labels.tolist(), "runs": runs}
+
+
+def test_a_seed_run_reads_its_rung_and_keeps_the_validation_choice():
+    runs = _seed_runs()["runs"]
+    assert [(run["rung"], run["seed"]) for run in runs] == [(1, 42), (1, 43), (1, 44), (4, 42), (4, 43), (4, 44)]
+    assert all(run["threshold"] == 0.5 for run in runs[:3]), "rung 1 decides at 0.5, as the capstone did"
+    assert all(run["threshold"] == run["validation_threshold"] != 0.5 for run in runs[3:])
+    assert len({run["validation_threshold"] for run in runs[:3]}) == 3, "every seed chooses its own"
+    assert all(len(run["test_scores"]) == 60 and 0 <= run["test_roc_auc"] <= 1 for run in runs)
+
+
+def test_seed_summary_and_tables_give_the_spread_across_seeds():
+    result = _seed_runs()
+    summary = ladder.seed_summary(result["runs"])
+    aucs = [run["test_roc_auc"] for run in result["runs"][3:]]
+    assert summary["4"]["seeds"] == [42, 43, 44] and summary["4"]["seconds"]["mean"] == 240.0
+    assert summary["4"]["test_roc_auc"] == {"mean": pytest.approx(np.mean(aucs)), "sd": pytest.approx(np.std(aucs, ddof=1)),
+                                            "min": min(aucs), "max": max(aucs)}
+    assert ladder.seed_summary(result["runs"][:1])["1"]["test_roc_auc"]["sd"] is None  # one seed has no spread
+    table = ladder.seed_table(result)
+    assert list(table.index) == [1, 4] and table.loc[4, "seeds"] == 3 and table.loc[4, "training min (mean)"] == 4.0
+    assert table.loc[4, "sd across seeds"] == round(np.std(aucs, ddof=1), 3)
+    assert 0.01 < table.loc[4, "sd over test images"] < 0.15
+    grouped = ladder.seed_table({**result, "test_groups": np.r_[np.arange(30), np.arange(30)].tolist()})
+    assert grouped.loc[4, "sd over test images"] != table.loc[4, "sd over test images"]
+    steps = ladder.seed_steps(result)
+    below = [run["test_roc_auc"] for run in result["runs"][:3]]
+    assert list(steps.index) == ["1 → 4"] and steps.loc["1 → 4", "pairings"] == 9
+    assert steps.loc["1 → 4", "smallest"] == round(min(aucs) - max(below), 3)
+    assert steps.loc["1 → 4", "Δ ROC-AUC, difference of means"] == round(np.mean(aucs) - np.mean(below), 3)

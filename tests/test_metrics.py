@@ -125,3 +125,100 @@ def test_a_paired_difference_reads_each_model_at_its_own_threshold():
     (0.58, 0.52, 0.64, "better than chance but weak"), (0.80, 0.75, 0.85, "useful"), (0.90, 0.86, 0.94, "strong")])
 def test_one_reading_of_a_roc_auc_for_every_lesson(auc, low, high, words):
     assert metrics.read_roc_auc(auc, low, high).startswith(words)
+
+
+# ----------------------------------------------------------------------------- groups (a cluster bootstrap)
+
+
+def _per_class_bootstrap_as_it_was(labels, scores, statistic, seed=metrics.config.SEED) -> tuple[float, float]:
+    """The per-class bootstrap as metrics computed it before groups: one resample per class, by scipy."""
+    from scipy import stats
+
+    real, fake = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+
+    def on(reals, fakes):
+        picked = np.concatenate([reals, fakes])
+        return statistic(labels[picked], scores[picked])
+
+    result = stats.bootstrap((real, fake), on, n_resamples=2000, vectorized=False, paired=False,
+                             confidence_level=0.95, method="percentile", rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def test_groups_of_one_give_the_per_class_bootstrap_bit_for_bit():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 120)
+    scores = rng.random(120) + 0.3 * labels
+    before = _per_class_bootstrap_as_it_was(labels, scores, metrics.roc_auc)
+    assert metrics.bootstrap_interval(labels, scores, metrics.roc_auc) == before
+    names = [f"image {i}" for i in rng.permutation(120)]  # any unique labels, in any order
+    assert metrics.bootstrap_interval(labels, scores, metrics.roc_auc, groups=names) == before
+    assert metrics.bootstrap_interval(labels, scores, metrics.roc_auc, groups=[None] * 120) == before
+    recall = metrics.threshold_statistics(0.6)["recall_fake"]
+    assert metrics.bootstrap_interval(labels, scores, recall, groups=np.arange(120)) == \
+        _per_class_bootstrap_as_it_was(labels, scores, recall)
+
+
+def test_grouping_the_copies_gives_the_interval_of_the_set_without_them():
+    labels, scores = _separable_sample(150)
+    original = metrics.bootstrap_interval(labels, scores, metrics.roc_auc)
+    twice_labels, twice_scores = np.r_[labels, labels], np.r_[scores, scores]  # every image appears twice
+    copies = np.r_[np.arange(300), np.arange(300)]  # an image and its copy form one group
+    grouped = metrics.bootstrap_interval(twice_labels, twice_scores, metrics.roc_auc, groups=copies)
+    ignored = metrics.bootstrap_interval(twice_labels, twice_scores, metrics.roc_auc)
+    # Drawing a pair of copies is drawing the image: the same draws give the same interval.
+    assert grouped == pytest.approx(original, abs=1e-12)
+    width = {name: high - low for name, (low, high) in
+             {"original": original, "grouped": grouped, "ignored": ignored}.items()}
+    # Ignoring the copies counts each image twice: the interval shrinks by about the square root of 2.
+    assert width["ignored"] < width["grouped"] / 1.25
+    assert width["grouped"] / width["ignored"] == pytest.approx(np.sqrt(2), rel=0.2)
+
+
+def _matched_pairs(within_pair: float, n: int = 150, seed: int = 2):
+    """n source videos, each giving one real and one fake; `within_pair` sets how their scores move together."""
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(size=n)  # the video's person, scene and compression, as they sway the score
+    real = shared + rng.normal(0, 0.7, n)
+    fake = within_pair * shared + 0.6 + rng.normal(0, 0.7, n)
+    return np.r_[np.zeros(n, int), np.ones(n, int)], np.r_[real, fake], np.r_[np.arange(n), np.arange(n)]
+
+
+@pytest.mark.parametrize("within_pair, grouped_is", [(1.0, "narrower"), (-1.0, "wider")])
+def test_matched_pairs_move_the_interval_by_the_sign_of_their_correlation(within_pair, grouped_is):
+    """A fake scored against its own real is a paired comparison: a shared effect cancels (or adds up)."""
+    labels, scores, videos = _matched_pairs(within_pair)
+    correlation = np.corrcoef(scores[labels == 0], scores[labels == 1])[0, 1]
+    assert np.sign(correlation) == np.sign(within_pair) and abs(correlation) > 0.5
+    per_class = np.subtract(*metrics.bootstrap_interval(labels, scores, metrics.roc_auc)[::-1])
+    by_video = np.subtract(*metrics.bootstrap_interval(labels, scores, metrics.roc_auc, groups=videos)[::-1])
+    assert (by_video < 0.85 * per_class) if grouped_is == "narrower" else (by_video > 1.05 * per_class)
+
+
+def test_grouped_resampling_keeps_the_kinds_of_group_apart():
+    labels = np.array([0, 1, 0, 1, 0, 0, 1, 1, 0])
+    groups = ["a", "a", "b", "b", "c", "d", "e", "f", "g"]  # a, b: a pair each; c, d, g: real; e, f: fake
+    strata, fixed, images_of = metrics.grouped_resampling(labels, groups)
+    assert [images_of(stratum).tolist() for stratum in strata] == [[4, 5, 8], [6, 7], [0, 1, 2, 3]]
+    assert fixed.size == 0
+    assert images_of(np.array([1, 1, 0])).tolist() == [2, 3, 2, 3, 0, 1]  # a group drawn twice counts twice
+    strata, fixed, _ = metrics.grouped_resampling([0, 0, 1, 1, 0, 1], ["a", "b", "c", "d", "e", "e"])
+    assert len(strata) == 2 and fixed.tolist() == [4, 5]  # one pair only: kept whole in every resample
+
+
+def test_grouped_intervals_flow_through_every_entry_point_and_refuse_bad_groups():
+    labels, scores, videos = _matched_pairs(1.0, n=40)
+    at = metrics.threshold_statistics(0.5)["balanced_accuracy"]
+    grouped = metrics.confidence_intervals(labels, scores, 0.5, groups=videos)
+    assert grouped["roc_auc"] == list(metrics.bootstrap_interval(labels, scores, metrics.roc_auc, groups=videos))
+    assert grouped != metrics.confidence_intervals(labels, scores, 0.5)
+    summary = metrics.summary(labels, scores, 0.5, intervals=True, groups=videos)
+    assert summary["ci95"] == grouped and summary["ci95_groups"] == 40
+    assert metrics.summary(labels, scores, 0.5, intervals=True)["ci95_groups"] == 80
+    low, high = metrics.paired_difference_interval(labels, scores + labels, scores, at, groups=videos)
+    assert low <= at(labels, scores + labels) - at(labels, scores) <= high
+    assert (low, high) != metrics.paired_difference_interval(labels, scores + labels, scores, at)
+    with pytest.raises(ValueError, match="one group per image"):
+        metrics.bootstrap_interval(labels, scores, metrics.roc_auc, groups=videos[:-1])
+    with pytest.raises(ValueError, match="at least two groups"):
+        metrics.bootstrap_interval([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4], metrics.roc_auc, groups=["a"] * 4)

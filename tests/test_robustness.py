@@ -172,6 +172,32 @@ def test_every_number_has_its_interval(table):
     assert (table["roc_auc_high"] - table["roc_auc_low"] > 0.1).all(), "twelve images leave a wide interval"
 
 
+def test_every_change_is_read_against_the_clean_step_on_the_same_images(table):
+    clean = table[table["step"] == 0]
+    for column in ("roc_auc", "balanced_accuracy"):
+        assert (clean[[f"{column}_change", f"{column}_change_low", f"{column}_change_high"]] == 0).all().all()
+        for _, rows in table.groupby("perturbation"):
+            np.testing.assert_allclose(rows[f"{column}_change"], rows[column] - rows[column].iloc[0])
+        assert (table[f"{column}_change_low"] <= table[f"{column}_change"]).all()
+        assert (table[f"{column}_change"] <= table[f"{column}_change_high"]).all()
+    # Paired, a change is read more sharply than the two steps' own intervals side by side.
+    harsh = table[table["step"] > 0]
+    assert ((harsh["roc_auc_change_high"] - harsh["roc_auc_change_low"]) <
+            (harsh["roc_auc_high"] - harsh["roc_auc_low"]) + (clean["roc_auc_high"] - clean["roc_auc_low"]).max()).all()
+
+
+def test_the_intervals_resample_the_groups_the_frame_names(table, detector, faces):
+    """The six real and six fake faces are six source videos' pairs (real_NNNNN and fake_NNNNN)."""
+    videos = faces["relpath"].str.extract(r"_(\d+)\.", expand=False)
+    assert videos.nunique() == 6
+    grouped = robustness.robustness_table(detector, faces.assign(group=videos), perturbations=("jpeg",),
+                                          levels={"jpeg": [10]})
+    plain = table[table["perturbation"] == "jpeg"].iloc[[0, 2]].reset_index(drop=True)
+    np.testing.assert_allclose(grouped["roc_auc_change"], plain["roc_auc_change"])  # the same scores
+    bounds = ["roc_auc_low", "roc_auc_high", "roc_auc_change_low", "roc_auc_change_high"]
+    assert not np.allclose(grouped[bounds], plain[bounds]), "six pairs are not twelve independent images"
+
+
 def test_step_zero_is_the_clean_auc(table, detector, faces):
     clean = detector.p_fake(data.load_images(faces, detector.image_size))  # what evaluate and predict see
     expected = skm.roc_auc_score(faces["label"], clean)

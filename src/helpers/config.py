@@ -34,6 +34,7 @@ HF_TELEMETRY_ENV = "HF_HUB_DISABLE_TELEMETRY"  # and this to 1, for huggingface_
 
 CLASS_NAMES = ("real", "fake")  # index = label: 0 = real, 1 = fake
 SPLITS = ("train", "validation", "test")
+GROUP_COLUMN = "group"  # a data frame's column naming each image's group (its source video), where it is known
 
 SEED = 42
 MAX_NATIVE_SIZE = 384  # larger images are resized to the profile's size: the cost grows with the square

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from helpers import config, files
+from helpers import config, files, lesson_sets
 from helpers.config import CLASS_NAMES, SPLITS  # lessons 00 and 05 read data.CLASS_NAMES
 from helpers.errors import UserError
 from helpers.file_cache import measure_files
@@ -95,9 +95,11 @@ def find_layout(root: Path) -> tuple[str, Path]:
 
 def index_dataset(root: str | os.PathLike, seed: int = config.SEED,
                   required: tuple[str, ...] = SPLITS) -> pd.DataFrame:
-    """One row per file: path, relpath (from the root), split, label, class_name.
+    """One row per file: path, relpath (from the root), split, label, class_name, and group where known.
 
-    In the splits layout, each split in `required` must have its folder; the others are indexed when present.
+    `group` names the images that come from one source (`lesson_sets.source_groups`: the source video
+    of each `dfdc-faces` image), so that intervals resample whole sources (`helpers.metrics`); the
+    column is absent when no grouping is known, e.g. for the Kaggle set. In the splits layout, each split in `required` must have its folder; the others are indexed when present.
     The frame's `attrs` record the root and the layout. Files are not opened here: see `scan`.
     """
     layout, base = find_layout(Path(root).expanduser().resolve())
@@ -129,7 +131,11 @@ def index_dataset(root: str | os.PathLike, seed: int = config.SEED,
     frame["path"] = frame["path"].map(str)
     frame = frame.sort_values(["split", "label", "relpath"], key=_split_order).reset_index(drop=True)
     frame.attrs.update(root=str(base), layout=layout)
-    return frame[["path", "relpath", "split", "label", "class_name"]]
+    frame = frame[["path", "relpath", "split", "label", "class_name"]]
+    groups = lesson_sets.source_groups(frame)
+    if groups is not None:  # images that come in groups (a real and its fake from one video) say so
+        frame[config.GROUP_COLUMN] = groups
+    return frame
 
 
 def _split_order(column: pd.Series) -> pd.Series:

@@ -4,7 +4,9 @@
     (or python -m helpers evaluate ...)
 
 ROC-AUC, accuracy and the recalls come with 95% bootstrap intervals; the JSON file also holds every
-image's p(fake), so anyone can recompute them. Unreadable files are skipped and listed. If the images
+image's p(fake), so anyone can recompute them. When the data names each image's group (a `group`
+column: images that are not independent, such as the real and the fake from one source video), the
+intervals resample whole groups (`metrics.bootstrap_interval`). Unreadable files are skipped and listed. If the images
 evaluated are the ones the model was trained or tuned on, the result says so loudly: those numbers
 measure memory, not detection.
 """
@@ -46,7 +48,8 @@ class Evaluation:
 
     metrics: JSON-ready dict (metrics.summary with its "ci95" intervals, plus model, data, skipped files
         and any overlap warning).
-    scores: one row per scored image: path, relpath, split, label, class_name, p_fake, predicted.
+    scores: one row per scored image: path, relpath, split, label, class_name, p_fake, predicted (and
+        group, when the data names one).
     skipped: the files left out: path, relpath, split, label, error.
     overlap: the overlap warning, or None.
     """
@@ -60,8 +63,9 @@ class Evaluation:
         return format_summary(self.metrics)
 
     def as_json(self) -> dict:
-        """The metrics plus "per_image": relpath, split, label and p_fake of every scored image."""
-        columns = ["relpath", "split", "label", "p_fake"]
+        """The metrics plus "per_image": relpath, split, label, p_fake (and group, if known) of every scored image."""
+        group = [metrics.GROUP_COLUMN] if metrics.GROUP_COLUMN in self.scores else []
+        columns = ["relpath", "split", "label", "p_fake", *group]
         return {**self.metrics, "per_image": self.scores[columns].to_dict("records")}
 
 
@@ -160,7 +164,8 @@ def evaluate(model_dir_or_detector: Detector | str | os.PathLike, data_root: str
                  "profile": getattr(profile, "name", None), "fingerprint": data.fingerprint(scored)},
         "overlap_warning": overlap,
         "skipped": [{"relpath": row.relpath, "error": row.error} for row in skipped.itertuples()],
-        **metrics.summary(scored["label"], scored["p_fake"], detector.threshold, intervals=True),
+        **metrics.summary(scored["label"], scored["p_fake"], detector.threshold, intervals=True,
+                          groups=metrics.groups_of(scored)),
     }
     return Evaluation(result, scored, skipped, overlap)
 
@@ -174,7 +179,8 @@ def _number(value, interval=None) -> str:
 def format_summary(result: dict) -> str:
     """A few lines for the terminal or a notebook: what was scored, the ranking metrics, both thresholds.
 
-    Brackets hold 95% bootstrap intervals (at the model's threshold; none are computed at 0.5).
+    Brackets hold 95% bootstrap intervals (at the model's threshold; none are computed at 0.5); a line
+    says when they resample groups of images rather than single images.
     """
     counts = ", ".join(f"{n} {name}" for name, n in result["counts"].items())
     ci = result["ci95"]
@@ -190,6 +196,9 @@ def format_summary(result: dict) -> str:
                      f"accuracy {_number(part['accuracy'], bounds.get('accuracy'))}, "
                      f"balanced accuracy {_number(part['balanced_accuracy'], bounds.get('balanced_accuracy'))}, "
                      f"recall {recall}")
+    if result.get("ci95_groups", result["n"]) < result["n"]:
+        lines.append(f"intervals: resampled by group ({result['ci95_groups']} groups of images, "
+                     "such as source videos), not image by image")
     lines += [f"skipped: {item['relpath']}: {item['error']}" for item in result["skipped"]]
     if result["overlap_warning"]:
         lines.append(f"WARNING: {result['overlap_warning']}")

@@ -2,17 +2,24 @@
 
 A detector is only as good as its worst unseen dataset. The table puts in-domain numbers (the test
 split of the data the model learnt from) next to cross-dataset ones, so nobody quotes the first
-without the second.
+without the second. `cross_dataset_table` scores models now; `results_table` reads the committed
+per-image scores of `benchmarks/bench_generalisation.py` (the README's table). Both give every
+ROC-AUC its 95% bootstrap interval, resampling whole groups of test images where the data names them.
 """
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from helpers import config, metrics
 from helpers.evaluate import OverlapWarning, evaluate
+
+
+RESULTS_DIR = config.REPO_ROOT / "benchmarks" / "generalisation"  # committed: one JSON per training set
 
 
 def data_roots(settings: config.Settings) -> dict[str, Path]:
@@ -39,6 +46,48 @@ def cross_dataset_table(models: dict, roots: dict[str, str | Path], profile: con
                          "ROC-AUC low": low, "ROC-AUC high": high,
                          "balanced accuracy": result["at_threshold"]["balanced_accuracy"],
                          "fake recall": result["at_threshold"]["recall"]["fake"], "images": result["n"]})
+    return pd.DataFrame(rows)
+
+
+def load_results(folder=RESULTS_DIR) -> list[dict]:
+    """Every result of bench_generalisation in `folder` (benchmarks/generalisation by default), by training set."""
+    found = sorted(Path(folder).glob("*.json"))
+    if not found:
+        raise FileNotFoundError(f"No generalisation results in {folder}: run "
+                                "`python benchmarks/bench_generalisation.py` first.")
+    return [json.loads(path.read_text()) for path in found]
+
+
+def with_groups(result: dict, test_set: str, groups: list) -> dict:
+    """A stored result with the groups of one test set's images (in its stored order) added, for `results_table`."""
+    images = result["test_sets"][test_set]
+    if len(groups) != len(images["test_labels"]):
+        raise ValueError(f"Need one group per test image of {test_set}: got {len(groups)} for "
+                         f"{len(images['test_labels'])}.")
+    return {**result, "test_sets": {**result["test_sets"], test_set: {**images, "test_groups": list(groups)}}}
+
+
+def results_table(results: list[dict]) -> pd.DataFrame:
+    """`cross_dataset_table`'s rows, from stored per-image test scores instead of models.
+
+    Each result is one training set's JSON (`load_results`): its models, one per mode, and each
+    model's p(fake) on every test set it was scored on, in the order of that set's stored labels,
+    relpaths and, where known, groups (the intervals then resample whole groups).
+    """
+    rows = []
+    for result in results:
+        for model in result["models"]:
+            for tested_on, tested in model["tested"].items():
+                images = result["test_sets"][tested_on]
+                labels, scores = np.asarray(images["test_labels"]), np.asarray(tested["test_scores"])
+                groups = images.get("test_groups")
+                low, high = metrics.bootstrap_interval(labels, scores, metrics.roc_auc, groups=groups)
+                at = metrics.threshold_statistics(model["threshold"])
+                rows.append({"model": f"{result['data']}, {model['mode']}", "trained on": result["data"],
+                             "mode": model["mode"], "tested on": tested_on, "in-domain": tested_on == result["data"],
+                             "ROC-AUC": metrics.roc_auc(labels, scores), "ROC-AUC low": low, "ROC-AUC high": high,
+                             "balanced accuracy": at["balanced_accuracy"](labels, scores),
+                             "fake recall": at["recall_fake"](labels, scores), "images": int(labels.size)})
     return pd.DataFrame(rows)
 
 

@@ -8,7 +8,12 @@
     rung 4  our recipe: the profile as it is (learning rates, blocks, augmentation)
 
 Every rung trains in the same profile on the same split, from the same seeds. `benchmarks/bench_capstone.py`
-runs it and writes JSON that `ladder_figure` draws.
+runs it and writes JSON that `ladder_figure` draws. Its intervals are over test images; how much a
+second training run of the same recipe moves the numbers is the other noise, measured by training
+some rungs with several seeds (`benchmarks/bench_seeds.py`, read by `seed_table` and `seed_steps`).
+Where the test images come in groups (the real and the fake of one source video), every interval
+resamples whole groups (`metrics.bootstrap_interval`); each result keeps its test images' relpaths
+so the groups can be named later (`with_test_images`, `with_groups`).
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ UNFREEZE_RULES = {  # what stage 2 trains, by the Rung.unfreeze code
 }
 VALIDATION = "chosen on validation (equal recalls)"
 RESULTS_DIR = config.REPO_ROOT / "benchmarks" / "ladder"  # the committed cpu results, one JSON per data set
+SEEDS_DIR = RESULTS_DIR / "seeds"  # the same recipes trained with several seeds, one JSON per data set
 
 
 @dataclass(frozen=True)
@@ -110,10 +116,37 @@ def train_rung(rung: Rung, frames: dict, profile: config.Profile, backbone: str,
             "trainable_weights": classifier.trainable_summary(model)["trainable"]}
 
 
-def rung_metrics(labels, scores, threshold: float) -> dict:
-    """Test ROC-AUC, accuracy, balanced accuracy and both recalls, each with its 95% bootstrap interval."""
+def train_and_score(rung: Rung, frames: dict, profile: config.Profile, backbone: str, out_dir: Path,
+                    verbose: int | str = 0, seed: int = config.SEED) -> dict:
+    """`train_rung`, then p(fake) of every validation and test image ("val_scores", "test_scores"); no model kept."""
+    trained = train_rung(rung, frames, profile, backbone, out_dir, verbose, seed)
+    model = trained.pop("model")
+    trained.update(val_scores=train.score_frame(model, frames["validation"], profile),
+                   test_scores=train.score_frame(model, frames["test"], profile))
+    return trained
+
+
+def rung_threshold(rung: Rung, val_labels, val_scores) -> float:
+    """The rung's decision threshold: 0.5, or the one chosen on validation (equal recalls)."""
+    return 0.5 if rung.threshold == ARGMAX else metrics.balanced_threshold(val_labels, val_scores)
+
+
+def test_images(test: pd.DataFrame) -> dict:
+    """What a result keeps of its test split, in order: labels and relpaths, and groups when the frame has them."""
+    found = {"test_labels": test["label"].astype(int).tolist(), "test_relpaths": test["relpath"].tolist()}
+    groups = metrics.groups_of(test)
+    if groups is not None:
+        found["test_groups"] = [None if pd.isna(group) else group for group in groups]
+    return found
+
+
+def rung_metrics(labels, scores, threshold: float, groups=None) -> dict:
+    """Test ROC-AUC, accuracy, balanced accuracy and both recalls, each with its 95% bootstrap interval.
+
+    `groups` (one per test image) makes the intervals resample whole groups (`metrics.bootstrap_interval`).
+    """
     statistics = {"roc_auc": metrics.roc_auc, **metrics.threshold_statistics(threshold)}
-    intervals = metrics.confidence_intervals(labels, scores, threshold)
+    intervals = metrics.confidence_intervals(labels, scores, threshold, groups=groups)
     return {name: {"value": statistic(np.asarray(labels), np.asarray(scores)), "ci95": intervals[name]}
             for name, statistic in statistics.items()}
 
@@ -127,40 +160,88 @@ def climb(root=None, profile: config.Profile | str | None = "cpu", out_dir=None,
     profile = train.fit_to_data(profile, frames)
     backbone, _ = backbones.resolve_backbone(config.backbone_name(backbone))
     labels, val_labels = frames["test"]["label"].to_numpy(), frames["validation"]["label"].to_numpy()
+    images = test_images(frames["test"])
     results, models = [], {}
     for rung in rungs(profile):
         if rung.same_model_as is None:  # train it, and score validation and test once
-            trained = train_rung(rung, frames, profile, backbone, out_dir / f"rung{rung.number}", verbose)
-            model = trained.pop("model")
-            trained.update(val_scores=train.score_frame(model, frames["validation"], profile),
-                           test_scores=train.score_frame(model, frames["test"], profile))
+            trained = train_and_score(rung, frames, profile, backbone, out_dir / f"rung{rung.number}", verbose)
             models[rung.number] = trained
             print(f"rung {rung.number} ({rung.change}): trained in {trained['seconds']['total']:.0f} s")
         trained = models[rung.number if rung.same_model_as is None else rung.same_model_as]
         val_scores, scores = trained["val_scores"], trained["test_scores"]
-        threshold = 0.5 if rung.threshold == ARGMAX else metrics.balanced_threshold(val_labels, val_scores)
+        threshold = rung_threshold(rung, val_labels, val_scores)
         results.append({
             "rung": rung.number, "change": rung.change, "recipe": rung.recipe(profile),
             "threshold": float(threshold), "validation_roc_auc": metrics.roc_auc(val_labels, val_scores),
-            "test": rung_metrics(labels, scores, threshold),
+            "test": rung_metrics(labels, scores, threshold, images.get("test_groups")),
             "trained": rung.same_model_as is None,
             **{key: trained[key] for key in ("seconds", "epochs", "unfrozen", "trainable_weights")},
             "test_scores": [float(value) for value in scores],
         })
     return {"data": root.name, "profile": profile.name, "image_size": profile.image_size, "backbone": backbone,
             "test_counts": {"real": int((labels == 0).sum()), "fake": int((labels == 1).sum())},
-            "test_labels": labels.tolist(), "rungs": results}
+            **images, "rungs": results}
+
+
+def with_test_images(result: dict, test: pd.DataFrame) -> dict:
+    """`result` (a ladder or seeds JSON) with its test images' relpaths, and groups if `test` names them.
+
+    `test` is the test split the result was scored on, in the same order: for the committed ladder,
+    `data.load_frames(root, profile)["test"]` of the result's own profile. Refused (ValueError) unless
+    it holds as many images as the result and the same label at every place; relpaths the result
+    already records must match too. With groups, the stored intervals are recomputed (`with_groups`).
+    """
+    found = test_images(test)
+    stored = result["test_labels"]
+    if len(found["test_labels"]) != len(stored):
+        raise ValueError(f"The test split holds {len(found['test_labels'])} images and the result "
+                         f"{len(stored)}: not the split it was scored on.")
+    if found["test_labels"] != list(stored):
+        place = next(i for i, (a, b) in enumerate(zip(found["test_labels"], stored)) if a != b)
+        raise ValueError(f"The test split's labels differ from the result's (first at place {place}, "
+                         f"{found['test_relpaths'][place]}): not the split it was scored on, or not in its order.")
+    if result.get("test_relpaths", found["test_relpaths"]) != found["test_relpaths"]:
+        raise ValueError("The result already names other test images than this split.")
+    updated = _next_to_labels(result, {"test_relpaths": found["test_relpaths"]})
+    return with_groups(updated, found["test_groups"]) if "test_groups" in found else updated
+
+
+def _next_to_labels(result: dict, extra: dict) -> dict:
+    """`result` with the keys of `extra` set, placed right after "test_labels" (the JSON reads in that order)."""
+    updated = {}
+    for key, value in result.items():
+        if key not in extra:
+            updated[key] = value
+        if key == "test_labels":
+            updated.update(extra)
+    return updated
+
+
+def with_groups(result: dict, groups: list) -> dict:
+    """`result` with "test_groups" and every stored interval recomputed to resample those groups.
+
+    A ladder result's rungs get new `rung_metrics`; a seeds result needs nothing recomputed, as its
+    tables compute their intervals from the scores and "test_groups".
+    """
+    if len(groups) != len(result["test_labels"]):
+        raise ValueError(f"Need one group per test image: got {len(groups)} for {len(result['test_labels'])}.")
+    updated = _next_to_labels(result, {"test_groups": list(groups)})
+    if "rungs" in result:
+        updated["rungs"] = [{**rung, "test": rung_metrics(result["test_labels"], rung["test_scores"],
+                                                          rung["threshold"], groups)} for rung in result["rungs"]]
+    return updated
 
 
 def _statistic(name: str, threshold: float):
     return metrics.roc_auc if name == "roc_auc" else metrics.threshold_statistics(threshold)[name]
 
 
-def steps(labels, results: list[dict]) -> list[dict]:
+def steps(labels, results: list[dict], groups=None) -> list[dict]:
     """What each change did on the test set: the paired difference to the rung below, with its interval.
 
     Two more rows sum up: rung 1 to the last (every fix after the rescaling) and rung 0 to the last
-    (all of them). Computed from the per-image test scores, so the JSON needs nothing else.
+    (all of them). Computed from the per-image test scores, so the JSON needs nothing else; `groups`
+    (one per test image) resamples whole groups.
     """
     labels = np.asarray(labels)
     pairs = [(below, above, above["change"]) for below, above in zip(results, results[1:])]
@@ -171,7 +252,8 @@ def steps(labels, results: list[dict]) -> list[dict]:
         scores_above, scores_below = np.asarray(above["test_scores"]), np.asarray(below["test_scores"])
         for name in ("roc_auc", "balanced_accuracy"):
             read_above, read_below = _statistic(name, above["threshold"]), _statistic(name, below["threshold"])
-            interval = metrics.paired_difference_interval(labels, scores_above, scores_below, read_above, read_below)
+            interval = metrics.paired_difference_interval(labels, scores_above, scores_below, read_above, read_below,
+                                                          groups=groups)
             row[name] = {"difference": read_above(labels, scores_above) - read_below(labels, scores_below),
                          "ci95": list(interval)}
         found.append(row)
@@ -231,11 +313,109 @@ def steps_table(result: dict) -> pd.DataFrame:
     "no clear difference" on this test set.
     """
     rows = {}
-    for step in steps(result["test_labels"], result["rungs"]):
+    for step in steps(result["test_labels"], result["rungs"], result.get("test_groups")):
         row = {"change": step["change"]}
         for name in ("roc_auc", "balanced_accuracy"):
             low, high = step[name]["ci95"]
             row[f"Δ {name}"] = f"{step[name]['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
             row[f"{name} reading"] = "helped" if low > 0 else "hurt" if high < 0 else "no clear difference"
         rows[f"{step['from']} → {step['to']}"] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("rungs")
+
+
+# ----------------------------------------------------------------------------- the noise of training itself
+
+
+def seed_run(rung: Rung, trained: dict, val_labels, test_labels, seed: int) -> dict:
+    """One (rung, seed) of the seeds benchmark, JSON-ready, from `train_and_score`'s output.
+
+    "threshold" follows the rung's rule (0.5 for the capstone's rungs); "validation_threshold" is the
+    one chosen on validation for every rung, the number whose spread across seeds is worth knowing.
+    """
+    val_labels, test_labels = np.asarray(val_labels), np.asarray(test_labels)
+    val_scores, scores = np.asarray(trained["val_scores"]), np.asarray(trained["test_scores"])
+    threshold = rung_threshold(rung, val_labels, val_scores)
+    return {"rung": rung.number, "change": rung.change, "seed": int(seed), "threshold": float(threshold),
+            "validation_threshold": metrics.balanced_threshold(val_labels, val_scores),
+            "validation_roc_auc": metrics.roc_auc(val_labels, val_scores),
+            "test_roc_auc": metrics.roc_auc(test_labels, scores),
+            "test_balanced_accuracy": metrics.threshold_statistics(threshold)["balanced_accuracy"](test_labels, scores),
+            "seconds": trained["seconds"], "epochs": trained["epochs"],
+            "test_scores": [float(value) for value in scores]}
+
+
+SPREAD_OF = ("test_roc_auc", "validation_threshold", "threshold", "test_balanced_accuracy")
+
+
+def _spread(values) -> dict:
+    values = np.asarray(values, dtype=float)
+    return {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if values.size > 1 else None,
+            "min": float(values.min()), "max": float(values.max())}
+
+
+def seed_summary(runs: list[dict]) -> dict:
+    """Per rung: the seeds run, and the mean, sd (n - 1), min and max across them of each number in SPREAD_OF
+    and of the training seconds."""
+    summary = {}
+    for number in sorted({run["rung"] for run in runs}):
+        chosen = [run for run in runs if run["rung"] == number]
+        summary[str(number)] = {"seeds": [run["seed"] for run in chosen],
+                                **{name: _spread([run[name] for run in chosen]) for name in SPREAD_OF},
+                                "seconds": _spread([run["seconds"]["total"] for run in chosen])}
+    return summary
+
+
+def load_seeds(folder=SEEDS_DIR) -> list[dict]:
+    """Every seeds result in `folder` (benchmarks/ladder/seeds by default), sorted by data set."""
+    files = sorted(Path(folder).glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"No seeds results in {folder}: run `python benchmarks/bench_seeds.py` first.")
+    return [json.loads(path.read_text()) for path in files]
+
+
+def seed_table(result: dict) -> pd.DataFrame:
+    """One row per rung of a seeds result: how far retraining the same recipe moves it, next to the test-image noise.
+
+    Both kinds of noise as standard deviations of test ROC-AUC: across the seeds (training runs), and
+    over resampled test images (the 95% bootstrap interval's width / 3.92, the mean over the seeds;
+    by group where the result names them). Then the range across seeds of ROC-AUC and of the
+    threshold chosen on validation, and the training time.
+    """
+    labels, groups = np.asarray(result["test_labels"]), result.get("test_groups")
+    rows = {}
+    for number, spread in seed_summary(result["runs"]).items():
+        runs = [run for run in result["runs"] if run["rung"] == int(number)]
+        widths = [np.subtract(*metrics.bootstrap_interval(labels, run["test_scores"], metrics.roc_auc,
+                                                          groups=groups)[::-1]) for run in runs]
+        auc, chosen = spread["test_roc_auc"], spread["validation_threshold"]
+        rows[int(number)] = {
+            "change": runs[0]["change"], "seeds": len(runs),
+            "test ROC-AUC mean": round(auc["mean"], 3),
+            "sd across seeds": round(auc["sd"], 3) if auc["sd"] is not None else np.nan,
+            "sd over test images": round(float(np.mean(widths)) / 3.92, 3),
+            "ROC-AUC min-max": f"{auc['min']:.3f}-{auc['max']:.3f}",
+            "validation threshold min-max": f"{chosen['min']:.3f}-{chosen['max']:.3f}",
+            "training min (mean)": round(spread["seconds"]["mean"] / 60, 1)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("rung")
+
+
+def seed_steps(result: dict) -> pd.DataFrame:
+    """From each rung of a seeds result to the next: the change in test ROC-AUC over every pairing of their seeds.
+
+    "difference of means" with its standard error across training runs (sqrt(sd_a^2/n_a + sd_b^2/n_b)),
+    and the smallest and largest difference over all pairings: a step whose every pairing has the
+    same sign held up against retraining.
+    """
+    by_rung = {}
+    for run in result["runs"]:
+        by_rung.setdefault(run["rung"], []).append(run["test_roc_auc"])
+    numbers, rows = sorted(by_rung), {}
+    for below, above in zip(numbers, numbers[1:]):
+        a, b = np.asarray(by_rung[above]), np.asarray(by_rung[below])
+        pairings = np.subtract.outer(a, b).ravel()
+        error = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size) if min(a.size, b.size) > 1 else np.nan
+        rows[f"{below} → {above}"] = {"pairings": pairings.size,
+                                      "Δ ROC-AUC, difference of means": round(a.mean() - b.mean(), 3),
+                                      "its sd across seeds": round(float(error), 3),
+                                      "smallest": round(pairings.min(), 3), "largest": round(pairings.max(), 3)}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("rungs")

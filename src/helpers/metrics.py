@@ -2,13 +2,15 @@
 
 Plain NumPy, SciPy and scikit-learn, no TensorFlow: the same function scores a Keras model, an
 exported model or a spreadsheet of predictions. Every number comes with a bootstrap interval on
-request, because a few hundred test images leave a lot of room for chance.
+request, because a few hundred test images leave a lot of room for chance; where the images come in
+groups (the real and the fake of one source video), the bootstrap resamples whole groups.
 """
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 from sklearn import metrics as skm
 
@@ -60,15 +62,17 @@ def at_threshold(labels, scores, threshold: float) -> dict:
     }
 
 
-def summary(labels, scores, threshold: float, intervals: bool = False) -> dict:
+def summary(labels, scores, threshold: float, intervals: bool = False, groups=None) -> dict:
     """Everything: ranking metrics (ROC-AUC, AP, EER) and the metrics at `threshold` and at 0.5.
 
     With `intervals`, also "ci95": the 95% bootstrap intervals of `confidence_intervals` (about a
-    second for a few hundred images).
+    second for a few hundred images), and "ci95_groups": how many groups of images they resample
+    (the number of images, unless `groups` joins some; see `bootstrap_interval`).
     """
     labels, scores = _check(labels, scores)
     both = len(np.unique(labels)) == 2
-    extra = {"ci95": confidence_intervals(labels, scores, threshold)} if intervals else {}
+    extra = {"ci95": confidence_intervals(labels, scores, threshold, groups=groups),
+             "ci95_groups": int(group_codes(labels, groups).max()) + 1} if intervals else {}
     return {
         "n": int(labels.size),
         "counts": {name: int((labels == i).sum()) for i, name in enumerate(CLASS_NAMES)},
@@ -145,7 +149,7 @@ def threshold_statistics(threshold: float) -> dict:
 
 
 def bootstrap_interval(labels, scores, statistic, confidence: float = 0.95, n_resamples: int = 2000,
-                       seed: int = config.SEED) -> tuple[float, float]:
+                       seed: int = config.SEED, groups=None) -> tuple[float, float]:
     """A bootstrap confidence interval (95% by default) for `statistic(labels, scores)`.
 
     Stratified: each resample draws, with replacement, as many real images from the real ones and as
@@ -153,32 +157,97 @@ def bootstrap_interval(labels, scores, statistic, confidence: float = 0.95, n_re
     proportion and ROC-AUC is always defined. The interval is the percentile one: the middle
     `confidence` share of the statistic over `n_resamples` resamples (scipy.stats.bootstrap, seeded,
     so the same inputs and seed give the same interval). Needs at least two images of each class.
+
+    `groups` (one label per image; None, or a missing label, makes an image its own group) resamples
+    whole groups instead of single images: a cluster bootstrap. A group is a set of images that are
+    not independent draws from the world, such as the real frame and the fake made from one source
+    video (same person, scene and compression), or copies of one photo. Resampling such images one
+    by one pretends the test set holds more independent evidence, or different evidence, than it
+    does: copies make an interval too narrow, and matched pairs (a fake scored against its own real)
+    make the per-class interval too wide. See `grouped_resampling` for how groups are drawn.
     """
     labels, scores = _check(labels, scores)
     return _stratified_bootstrap(labels, lambda picked: statistic(labels[picked], scores[picked]),
-                                 confidence, n_resamples, seed)
+                                 confidence, n_resamples, seed, groups)
 
 
 def paired_difference_interval(labels, scores_a, scores_b, statistic, statistic_b=None, confidence: float = 0.95,
-                               n_resamples: int = 2000, seed: int = config.SEED) -> tuple[float, float]:
+                               n_resamples: int = 2000, seed: int = config.SEED, groups=None) -> tuple[float, float]:
     """A bootstrap interval for statistic(A) - statistic_b(B), two models scored on the same images.
 
     `statistic_b` defaults to `statistic`; give it when B is read another way (its own threshold).
     Each resample draws the same images for both models, so what the two share (the hard images, the
     easy ones) cancels out: the interval of a difference is narrower than the two intervals side by
     side suggest. An interval that excludes 0 says the change made a difference on this test set.
+    `groups` resamples whole groups of images, as in `bootstrap_interval`.
     """
     labels, scores_a = _check(labels, scores_a)
     _, scores_b = _check(labels, scores_b)
     statistic_b = statistic_b or statistic
     return _stratified_bootstrap(
         labels, lambda picked: statistic(labels[picked], scores_a[picked]) - statistic_b(labels[picked], scores_b[picked]),
-        confidence, n_resamples, seed)
+        confidence, n_resamples, seed, groups)
+
+
+GROUP_COLUMN = config.GROUP_COLUMN  # a frame's column naming each image's group, where the data layer knows it
+
+
+def groups_of(frame):
+    """A frame's `group` column as an array (one label per image, a missing one its own group), or None."""
+    return frame[GROUP_COLUMN].to_numpy() if GROUP_COLUMN in frame else None
+
+
+def group_codes(labels, groups=None) -> np.ndarray:
+    """One integer per image naming its group, numbered in the order the groups first appear.
+
+    `groups` is one label per image (any hashable values); None, or a missing label (None, NaN),
+    makes an image a group of its own.
+    """
+    labels = np.asarray(labels).ravel()
+    if groups is None:
+        return np.arange(labels.size)
+    codes, _ = pd.factorize(pd.Series(np.asarray(groups, dtype=object).ravel()), use_na_sentinel=True)
+    if codes.size != labels.size:
+        raise ValueError(f"Need one group per image: got {codes.size} groups for {labels.size} images.")
+    missing = codes < 0
+    codes[missing] = codes.max(initial=-1) + 1 + np.arange(missing.sum())
+    return pd.factorize(codes)[0]  # numbered again in order of first appearance
+
+
+def grouped_resampling(labels, groups=None) -> tuple[list[np.ndarray], np.ndarray, object]:
+    """How a stratified cluster bootstrap draws: (strata, fixed, images_of).
+
+    Each group falls in a stratum by the classes it holds: real only, fake only, or both (a real and
+    the fake made from it). A resample draws, in each stratum, as many groups as it holds, with
+    replacement, and keeps every image of each group drawn, so the share of each kind of group stays
+    as it was. `strata` lists the group numbers of each stratum with at least two groups (real only,
+    fake only, both, in that order); a stratum of one group cannot vary and is kept whole in every
+    resample (`fixed`, image indices). `images_of(group_numbers)` gives the images of those groups
+    in order. With every image its own group this is exactly the per-class bootstrap, draw for draw.
+    """
+    labels = np.asarray(labels).ravel()
+    codes = group_codes(labels, groups)
+    n_groups = int(codes.max()) + 1
+    kind = ((np.bincount(codes, weights=labels == 0, minlength=n_groups) > 0).astype(int)
+            + 2 * (np.bincount(codes, weights=labels == 1, minlength=n_groups) > 0))
+    order = np.argsort(codes, kind="stable")  # the images, group by group, each group's in index order
+    sizes = np.bincount(codes, minlength=n_groups)
+    starts = np.cumsum(sizes) - sizes
+
+    def images_of(chosen: np.ndarray) -> np.ndarray:
+        chosen_sizes = sizes[chosen]
+        within = np.arange(chosen_sizes.sum()) - np.repeat(np.cumsum(chosen_sizes) - chosen_sizes, chosen_sizes)
+        return order[np.repeat(starts[chosen], chosen_sizes) + within]
+
+    by_kind = [np.flatnonzero(kind == k) for k in (1, 2, 3)]  # real only, fake only, both
+    strata = [members for members in by_kind if members.size >= 2]
+    fixed = images_of(np.concatenate([np.empty(0, int), *(members for members in by_kind if members.size == 1)]))
+    return strata, fixed, images_of
 
 
 def _stratified_bootstrap(labels: np.ndarray, on_images, confidence: float, n_resamples: int,
-                          seed: int) -> tuple[float, float]:
-    """The percentile interval of `on_images(indices)` over resamples drawn within each class."""
+                          seed: int, groups=None) -> tuple[float, float]:
+    """The percentile interval of `on_images(indices)` over resamples drawn within each class (by group)."""
     if not set(np.unique(labels)) <= {0, 1}:
         raise ValueError(f"Labels must be 0 (real) or 1 (fake): got {np.unique(labels).tolist()}.")
     real, fake = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
@@ -187,7 +256,11 @@ def _stratified_bootstrap(labels: np.ndarray, on_images, confidence: float, n_re
                          f"and {fake.size} fake.")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie between 0 and 1, got {confidence}.")
-    result = stats.bootstrap((real, fake), lambda reals, fakes: on_images(np.concatenate([reals, fakes])),
+    strata, fixed, images_of = grouped_resampling(labels, groups)
+    if not strata:
+        raise ValueError("A grouped bootstrap needs at least two groups of one kind (real only, fake only or "
+                         "both) to draw from: every kind here has one group or none.")
+    result = stats.bootstrap(strata, lambda *drawn: on_images(np.concatenate([*map(images_of, drawn), fixed])),
                              n_resamples=n_resamples, vectorized=False, paired=False,
                              confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
     low, high = result.confidence_interval
@@ -195,15 +268,16 @@ def _stratified_bootstrap(labels: np.ndarray, on_images, confidence: float, n_re
 
 
 def confidence_intervals(labels, scores, threshold: float, confidence: float = 0.95, n_resamples: int = 2000,
-                         seed: int = config.SEED) -> dict:
+                         seed: int = config.SEED, groups=None) -> dict:
     """Bootstrap intervals of ROC-AUC and of accuracy, balanced accuracy and both recalls at `threshold`.
 
     JSON-ready: each key maps to [low, high], or to None when there are fewer than two images of a
-    class. All metrics see the same resamples (the same seed).
+    class. All metrics see the same resamples (the same seed). `groups` resamples whole groups of
+    images (`bootstrap_interval`).
     """
     labels, scores = _check(labels, scores)
     statistics = {"roc_auc": roc_auc, **threshold_statistics(threshold)}
     if min((labels == 0).sum(), (labels == 1).sum()) < 2:
         return dict.fromkeys(statistics)
-    return {name: list(bootstrap_interval(labels, scores, statistic, confidence, n_resamples, seed))
+    return {name: list(bootstrap_interval(labels, scores, statistic, confidence, n_resamples, seed, groups))
             for name, statistic in statistics.items()}

@@ -7,8 +7,10 @@ Three jobs, for lessons 02 and 05:
 * What survives: how much of an image's fine detail, where a fake's traces live, each one leaves,
   measured with `helpers.spectrum` (`evidence_kept`, `perturbation_table`, `perturbation_spectra`).
 * A detector on them: ROC-AUC and balanced accuracy per perturbation and level (`robustness_table`),
-  each with its 95% bootstrap interval (`metrics.bootstrap_interval`), so a drop can be told from
-  the noise of a small test set.
+  each with its 95% bootstrap interval (`metrics.bootstrap_interval`), and its change from the clean
+  images with the paired interval of that change (`metrics.paired_difference_interval`): clean and
+  perturbed scores come from the same images, so the fair question is the paired one, and two
+  overlapping intervals side by side do not say that nothing changed.
 
 `robustness_table` decodes each image once at its own resolution, applies every perturbation there,
 and only then resizes the image to the model's input size: a re-uploaded photo is compressed, shrunk
@@ -33,8 +35,10 @@ from helpers import config, metrics, spectrum
 from helpers.images import load_image, resize
 from helpers.detector import Detector
 
-COLUMNS = ["perturbation", "step", "level", "roc_auc", "roc_auc_low", "roc_auc_high",
-           "balanced_accuracy", "balanced_accuracy_low", "balanced_accuracy_high"]
+MEASURES = ("roc_auc", "balanced_accuracy")
+COLUMNS = ["perturbation", "step", "level"] + [
+    f"{measure}{part}" for measure in MEASURES
+    for part in ("", "_low", "_high", "_change", "_change_low", "_change_high")]
 
 # ----------------------------------------------------------------------------- perturbations
 
@@ -194,25 +198,36 @@ def _at_model_size(originals: list[np.ndarray], size: int, change=None, workers:
         return np.stack(list(pool.map(prepare, originals)))
 
 
-def _row(name: str, step: int, level, labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+def _row(name: str, step: int, level, labels: np.ndarray, scores: np.ndarray, clean: np.ndarray, threshold: float,
+         groups=None) -> dict:
+    """One step: each measure, its interval, and its change from the clean scores with the paired interval."""
     row = {"perturbation": name, "step": step, "level": level}
-    balanced_accuracy = metrics.threshold_statistics(threshold)["balanced_accuracy"]
-    for column, statistic in (("roc_auc", metrics.roc_auc), ("balanced_accuracy", balanced_accuracy)):
+    statistics = {"roc_auc": metrics.roc_auc,
+                  "balanced_accuracy": metrics.threshold_statistics(threshold)["balanced_accuracy"]}
+    for column, statistic in statistics.items():
         row[column] = statistic(labels, scores)
-        row[f"{column}_low"], row[f"{column}_high"] = metrics.bootstrap_interval(labels, scores, statistic)
+        row[f"{column}_low"], row[f"{column}_high"] = metrics.bootstrap_interval(labels, scores, statistic,
+                                                                                 groups=groups)
+        row[f"{column}_change"] = row[column] - statistic(labels, clean)
+        row[f"{column}_change_low"], row[f"{column}_change_high"] = (0.0, 0.0) if step == 0 else \
+            metrics.paired_difference_interval(labels, scores, clean, statistic, groups=groups)
     return row
 
 
 def robustness_table(detector: Detector, frame: pd.DataFrame, perturbations=("jpeg", "downscale", "blur"),
                      levels: dict | None = None, workers: int = 4) -> pd.DataFrame:
-    """ROC-AUC and balanced accuracy at the model's threshold, each with its 95% interval, per perturbation and level.
+    """ROC-AUC and balanced accuracy at the model's threshold, per perturbation and level, with their change.
 
-    `frame` holds path and label columns (both classes). `levels` maps a perturbation to its levels,
-    mild to harsh; by default those of `PERTURBATIONS`. One row per perturbation and step:
-    step 0 is the clean image (level None), steps 1.. the levels in order.
+    `frame` holds path and label columns (both classes), and a group column when the images come in
+    groups (the intervals then resample whole groups). `levels` maps a perturbation to its levels,
+    mild to harsh; by default those of `PERTURBATIONS`. One row per perturbation and step: step 0 is
+    the clean image (level None), steps 1.. the levels in order. Each measure has its 95% interval
+    (`_low`, `_high`) and its change from step 0 (`_change`) with the paired 95% interval of that
+    change (`_change_low`, `_change_high`; 0 at step 0): an interval that excludes 0 is a change on
+    these images, one that holds it is not, however the two steps' own intervals lie.
     """
     chosen = _levels(perturbations, levels)
-    labels = frame["label"].to_numpy(int)
+    labels, groups = frame["label"].to_numpy(int), metrics.groups_of(frame)
     if len(np.unique(labels)) < 2:
         raise ValueError("ROC-AUC needs images of both classes in the frame.")
     originals = [load_image(path) for path in frame["path"]]
@@ -220,10 +235,10 @@ def robustness_table(detector: Detector, frame: pd.DataFrame, perturbations=("jp
     clean = detector.p_fake(_at_model_size(originals, size, workers=workers))
     rows = []
     for name, name_levels in chosen.items():
-        rows.append(_row(name, 0, None, labels, clean, detector.threshold))
+        rows.append(_row(name, 0, None, labels, clean, clean, detector.threshold, groups))
         function = PERTURBATIONS[name][0]
         for step, level in enumerate(name_levels, start=1):
             batch = _at_model_size(originals, size, lambda image, level=level: function(image, level),
                                    workers)
-            rows.append(_row(name, step, level, labels, detector.p_fake(batch), detector.threshold))
+            rows.append(_row(name, step, level, labels, detector.p_fake(batch), clean, detector.threshold, groups))
     return pd.DataFrame(rows, columns=COLUMNS)
