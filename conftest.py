@@ -20,12 +20,12 @@ if SHARED_SETS_FOUND or os.environ.get("DEEPFAKE_TEST_DATA"):  # unset means "no
 os.environ.setdefault("DEEPFAKE_PROFILE", "smoke")
 if SHARED_SETS_FOUND:
     os.environ.setdefault("DEEPFAKE_DATA", str(TEST_DATA / "dfdc-faces"))
-if (TEST_DATA / "ffhq-stylegan2").is_dir():  # the second root of the cross-dataset checks (lessons 05, 07)
+if (TEST_DATA / "ffhq-stylegan2").is_dir():  # the second root of the cross-dataset checks (lessons 07, 08)
     os.environ.setdefault("DEEPFAKE_CROSS_DATA", str(TEST_DATA / "ffhq-stylegan2"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-FIRST_LESSON_WITH_MODELS = "03"  # lessons 03-07 train or read models/ (lesson 03 saves the first)
+FIRST_LESSON_WITH_MODELS = "03"  # lessons 03-09 train or read models/ (lesson 03 saves the first)
 STANDIN_DIR: Path | None = None  # the temporary folder of this session's stand-in set, if it has one
 MODELS_BEFORE: set[Path] = set()
 

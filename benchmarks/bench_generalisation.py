@@ -1,4 +1,4 @@
-"""Lesson 07's cross-dataset table, kept: each training mode on each data root, scored on every root's test split.
+"""Lesson 08's cross-dataset table, kept: each training mode on each data root, scored on every root's test split.
 
     python benchmarks/bench_generalisation.py --data ROOT_A --data ROOT_B [--modes real+fake real+sbi real+fake+sbi]
     python benchmarks/bench_generalisation.py --data ROOT_A --data ROOT_B --profile smoke --out DIR   # a quick check

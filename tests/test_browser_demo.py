@@ -1,6 +1,6 @@
-"""End to end: lesson 06's upload app in real JupyterLab, driven by headless Chromium through Playwright.
+"""End to end: lesson 07's upload app in real JupyterLab, driven by headless Chromium through Playwright.
 
-Starts a JupyterLab server on the repository, opens notebooks/06_upload_demo.ipynb, runs every cell,
+Starts a JupyterLab server on the repository, opens notebooks/07_upload_demo.ipynb, runs every cell,
 then uploads a face, a text file and another face through the FileUpload button, as a person would.
 Screenshots of each state go to $DEEPFAKE_SCREENSHOTS/browser-demo (default .cache/screenshots/browser-demo).
 Skipped, with the reason, where Chromium or Playwright is missing; `pytest -m "not browser"` leaves it out.
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")  # the Debian package; Playwright's own browser downloads are not used
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
-NOTEBOOK = "notebooks/06_upload_demo.ipynb"
+NOTEBOOK = "notebooks/07_upload_demo.ipynb"
 KERNEL_STATUS = ".jp-StatusBar-TextItem[title^='Change kernel']"  # "Python 3 (ipykernel) | Idle"
 STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"  # warnings and tracebacks
 SCREENSHOTS = Path(os.environ.get("DEEPFAKE_SCREENSHOTS", config.REPO_ROOT / ".cache/screenshots")) / "browser-demo"

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import backbones, config, data, lessons, train
+from helpers import backbones, config, data, lessons, model_folders, train
 from helpers import classifier
 
 
@@ -35,11 +35,12 @@ def smoke_run(tmp_path, monkeypatch):
     """The smoke profile fitted to the lessons' data root, with models and caches in a temporary folder."""
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
     monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
-    profile = config.get_profile("smoke")
-    frames = data.load_frames(None, profile, verbose=False)
-    profile = train.fit_to_data(profile, frames)
-    namespace = {"profile": profile, "frames": frames, "config": config, "backbones": backbones, "data": data,
-                 "train": train, "classifier": classifier, "lessons": lessons, "print": lambda *args, **kwargs: None,
+    settings = config.resolve("smoke")
+    frames = data.load_frames(settings.data_root, settings.profile, verbose=False)
+    profile = train.fit_to_data(settings.profile, frames)
+    namespace = {"settings": settings, "root": settings.data_root, "profile": profile, "frames": frames,
+                 "config": config, "backbones": backbones, "data": data, "train": train, "classifier": classifier,
+                 "lessons": lessons, "model_folders": model_folders, "print": lambda *args, **kwargs: None,
                  "class_weights": data.class_weights(frames["train"]["label"])}
     return profile, frames, namespace
 
@@ -74,16 +75,16 @@ def test_lesson_03_builds_and_trains_what_the_helpers_do(smoke_run, tmp_path):
 
 def test_lesson_04_fine_tunes_what_the_helpers_do(smoke_run, tmp_path):
     profile, frames, namespace = smoke_run
-    model, _, stage1_history = lessons.load_stage1(profile=profile, verbose=0)  # trains one: smoke
+    model, _, stage1_history = lessons.load_stage1(config.data_root(), profile, verbose=0)  # trains one: smoke
     namespace.update(keras=keras, model=model, stage1_history=stage1_history)
     unfreeze, fine_tune = lesson_code("04_fine_tuning.ipynb")
     run([unfreeze], namespace)
-    helper_model, _, _ = lessons.load_stage1(profile=profile)
+    helper_model, _, _ = lessons.load_stage1(config.data_root(), profile)
     assert namespace["blocks"] == classifier.unfreeze_top_blocks(helper_model, profile.unfreeze_blocks)
     assert [layer.trainable for layer in model.layers] == [layer.trainable for layer in helper_model.layers]
 
     run([fine_tune], namespace)
-    helper_model, _, _ = lessons.load_stage1(profile=profile)
+    helper_model, _, _ = lessons.load_stage1(config.data_root(), profile)
     train.train_stage2(helper_model, frames["train"], frames["validation"], profile, tmp_path / "helper", verbose=0)
     assert same_weights(namespace["model"].get_weights(), helper_model.get_weights())
-    assert not same_weights(namespace["model"].get_weights(), lessons.load_stage1(profile=profile)[0].get_weights())
+    assert not same_weights(namespace["model"].get_weights(), lessons.load_stage1(config.data_root(), profile)[0].get_weights())

@@ -17,7 +17,7 @@ def models_dir(tmp_path, monkeypatch):
 def test_other_profiles_ask_for_the_lesson_that_trains_it(models_dir, dfdc):
     with pytest.raises(FileNotFoundError, match="run lesson 04 first .*--profile cpu"):
         lessons.load_final_model(dfdc, "cpu")
-    with pytest.raises(FileNotFoundError, match="run lesson 07 first .*--mode real\\+sbi"):
+    with pytest.raises(FileNotFoundError, match="run lesson 08 first .*--mode real\\+sbi"):
         lessons.load_final_model(dfdc, "cpu", mode="real+sbi")
     with pytest.raises(FileNotFoundError, match="run lesson 03 first"):
         lessons.load_stage1(dfdc, "cpu")

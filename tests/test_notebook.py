@@ -177,7 +177,7 @@ def test_colab_gets_the_lesson_sets_again_in_the_next_runtime(colab, monkeypatch
     assert os.environ[config.CROSS_DATA_ENV] == str(notebook.LOCAL_DATA / "ffhq-stylegan2")
     out = capsys.readouterr().out
     assert "This is the lesson set dfdc-faces (rebuilt from owner/name" in out
-    assert "Second data root (lessons 05 and 07)" in out
+    assert "Second data root (lessons 07 and 08)" in out
 
 
 def test_a_failed_download_prints_its_line_and_the_ways_on(colab, capsys):

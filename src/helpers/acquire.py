@@ -221,7 +221,7 @@ def run_download(args: argparse.Namespace) -> None:
     names = lesson_sets.NAMES if args.what == "lesson-sets" else (args.what,)
     base_url = os.environ.get(config.LESSON_SETS_URL_ENV) or lesson_sets.RAW_BASE_URL
     roots = lesson_sets.download(names, to, base_url=base_url)
-    print(f"Use it: {config.DATA_ENV}={roots[0]}" + (f" {config.CROSS_DATA_ENV}={roots[1]} (lessons 05 and 07 "
+    print(f"Use it: {config.DATA_ENV}={roots[0]}" + (f" {config.CROSS_DATA_ENV}={roots[1]} (lessons 07 and 08 "
           "compare the two)" if len(roots) > 1 else "") + "; the README says which command reproduces which table.")
 
 

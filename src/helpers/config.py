@@ -15,7 +15,7 @@ from helpers.errors import BadArgumentError
 # Environment variables a learner (or CI) sets to steer the lessons.
 PROFILE_ENV = "DEEPFAKE_PROFILE"  # smoke | cpu | full
 DATA_ENV = "DEEPFAKE_DATA"  # the dataset root
-CROSS_DATA_ENV = "DEEPFAKE_CROSS_DATA"  # a second data root, for cross-dataset checks (lessons 05, 07)
+CROSS_DATA_ENV = "DEEPFAKE_CROSS_DATA"  # a second data root, for cross-dataset checks (lessons 07, 08)
 BACKBONE_ENV = "DEEPFAKE_BACKBONE"  # auto | efficientnet_b0 | efficientnet_lite0
 RUNTIME_ENV = "DEEPFAKE_RUNTIME"  # what runs the model in helpers.detector: auto | keras | litert
 HOME_ENV = "DEEPFAKE_HOME"  # the repository root, when the package is installed elsewhere

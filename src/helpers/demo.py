@@ -1,4 +1,4 @@
-"""The upload demo of lesson 06: drop photos into a notebook, see each face's p(fake) and where the model looked.
+"""The upload demo of lesson 07: drop photos into a notebook, see each face's p(fake) and where the model looked.
 
 The logic is two plain functions, tested without a browser: `analyse_upload` turns a file's name
 and bytes into a `DemoResult` (the photo with its faces boxed, and a `FaceResult` per face, cropped

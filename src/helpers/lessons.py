@@ -54,7 +54,7 @@ def load_final_model(root=None, profile: config.Profile | str | None = None, ver
     """
     root, profile = config.data_root(root), config.get_profile(profile)
     folder = model_folders.model_dir(root, profile, mode)
-    lesson = "lesson 04" if mode == "real+fake" else "lesson 07"
+    lesson = "lesson 04" if mode == "real+fake" else "lesson 08"
     _ensure(folder, profile, lesson, f"{_train_command(root, profile)} --mode {mode}",
             lambda: train.train(root, profile, folder, verbose=verbose, mode=mode, overwrite=True))
     return Detector.load(folder)

@@ -121,7 +121,7 @@ def local_data(choice: str) -> tuple[Path, Path | None] | None:
 
 
 def use_data(root: Path, cross: Path | None = None) -> None:
-    """Make `root` (and `cross`, the second root of lessons 05 and 07) the data of this kernel and of the
+    """Make `root` (and `cross`, the second root of lessons 07 and 08) the data of this kernel and of the
     commands it starts (`!deepfake-lessons ...`), through $DEEPFAKE_DATA and $DEEPFAKE_CROSS_DATA."""
     os.environ[config.DATA_ENV] = str(root)
     if cross is not None:
@@ -144,7 +144,7 @@ def get_data(choice: str | None = None, download: bool = True) -> tuple[Path, Pa
     kaggle: the Kaggle "Deepfake and real images" dataset the capstone used (about 190,000 images),
     downloaded only when data/ holds no images at all.
     lesson-sets: `dfdc-faces` and `ffhq-stylegan2` (helpers.lesson_sets), the sets every number of
-    the course was measured on; `ffhq-stylegan2` becomes the second data root (lessons 05 and 07).
+    the course was measured on; `ffhq-stylegan2` becomes the second data root (lessons 07 and 08).
     With no choice made yet, lesson sets already in data/ are used. A data root you chose
     ($DEEPFAKE_DATA) wins over all of this. A failed download prints its one line and the ways on.
     """
@@ -200,7 +200,7 @@ def report_data(root: Path, cross_root: Path | None = None) -> tuple[str, Path] 
     elif (lesson := lesson_sets.describe(folder)) is not None:
         print(f"This is {lesson}.")
     if cross_root is not None:
-        print(f"Second data root (lessons 05 and 07): {cross_root}")
+        print(f"Second data root (lessons 07 and 08): {cross_root}")
     return found
 
 

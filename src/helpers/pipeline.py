@@ -37,7 +37,7 @@ def make_dataset(frame: pd.DataFrame, image_size: int, batch_size: int, shuffle:
 
     Images stay 0-255: the backbones rescale inside the model (see lesson 03 on why that matters).
     Rows with a `transform_seed` >= 0 are synthetic: `transform(image, seed)` makes them from the
-    decoded image before resizing (lesson 07's self-blended pseudo-fakes). Nothing is written to disk.
+    decoded image before resizing (lesson 08's self-blended pseudo-fakes). Nothing is written to disk.
     Plain JPEGs already at `image_size` are decoded by TensorFlow, in parallel and without Python
     (the same pixels, see `_tensorflow_decodes_alike`); the rest by `load_image` in Python.
     """

@@ -45,7 +45,7 @@ class TrainResult:
     frames: dict = field(default_factory=dict)
 
 
-MODES = ("real+fake", "real+sbi", "real+fake+sbi")  # what the detector learns "fake" from (lesson 07)
+MODES = ("real+fake", "real+sbi", "real+fake+sbi")  # what the detector learns "fake" from (lesson 08)
 
 
 def distribution_strategy(device_type: str = "GPU"):
@@ -148,9 +148,12 @@ def _feature_cache_path(extractor, frame: pd.DataFrame, image_size: int) -> Path
     return config.CACHE_DIR / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
 
 
-def extract_features(model, frame: pd.DataFrame, profile: config.Profile) -> np.ndarray:
-    """Pooled backbone features of every image, computed once and cached on disk (.cache/features)."""
-    extractor = classifier.feature_extractor(model)
+def extract_features(extractor, frame: pd.DataFrame, profile: config.Profile) -> np.ndarray:
+    """Pooled backbone features of every image, computed once and cached on disk (.cache/features).
+
+    `extractor` is `classifier.feature_extractor(model)`, made once for all the splits: every new Keras
+    model traces its own predict function, and TensorFlow warns about retracing after a few of them.
+    """
     path = _feature_cache_path(extractor, frame, profile.image_size)
     if path.is_file():
         return np.load(path)
@@ -250,8 +253,9 @@ def train_stage1(model, train: pd.DataFrame, val: pd.DataFrame, profile: config.
                                  resumable=not use_feature_cache, deadline=deadline)
     if use_feature_cache:
         head = classifier.compile_model(classifier.head_model(model), profile.stage1_lr)
-        x_train = extract_features(model, train, profile)
-        x_val = extract_features(model, val, profile)
+        extractor = classifier.feature_extractor(model)
+        x_train = extract_features(extractor, train, profile)
+        x_val = extract_features(extractor, val, profile)
         history = head.fit(x_train, train["label"].to_numpy(), validation_data=(x_val, val["label"].to_numpy()),
                            epochs=profile.stage1_epochs, batch_size=global_batch_size(profile), class_weight=weights,
                            callbacks=callbacks, shuffle=True, verbose=verbose)

@@ -3,7 +3,7 @@
     deepfake-lessons app MODEL_DIR [--port 7860] [--host 127.0.0.1] [--flag-dir DIR]
     deepfake-lessons app MODEL_DIR ...
 
-It shows what lesson 06's notebook demo shows, computed by the same `demo.analyse_upload`: the file
+It shows what lesson 07's notebook demo shows, computed by the same `demo.analyse_upload`: the file
 is decoded and checked, each face is found and cropped the way the model's training faces were, and
 every face gets its p(fake), its label at the model's threshold and its Grad-CAM overlay. Two
 buttons flag a wrong verdict: the upload and a small JSON file go into a local folder, to review.
