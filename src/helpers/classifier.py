@@ -185,6 +185,19 @@ def with_dtype_policy(model: keras.Model, policy: str) -> keras.Model:
     return copy
 
 
+def inference_function(model: keras.Model):
+    """`model` in inference mode as one tf.function with a free batch dimension: images in, outputs out.
+
+    Traced once, whatever the batch sizes. `model.predict` traces its loop again for a last, smaller
+    batch, and anew for every model, so that a training run scoring three models in a row makes
+    TensorFlow warn about retracing; this one function per model does not.
+    """
+    import tensorflow as tf
+
+    signature = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    return tf.function(lambda images: model(images, training=False), input_signature=[signature])
+
+
 def feature_extractor(model: keras.Model) -> keras.Model:
     """image -> pooled backbone features (the input of the head). Augmentation is off at inference."""
     return keras.Model(model.input, model.get_layer(POOL_LAYER).output, name="features")

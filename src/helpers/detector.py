@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import config, litert, saving
+from helpers import classifier, config, litert, saving
 from helpers.config import RUNTIMES
 from helpers.errors import BadArgumentError, UserError
 from helpers.faces import CropStyle, Face, crop_face, find_faces_in_many
@@ -72,8 +72,6 @@ class Detector:
 
     def __init__(self, model, metadata: dict, directory: str | os.PathLike | None = None,
                  runtime: str = "auto", verbose: bool = False):
-        import tensorflow as tf
-
         self.model = model
         self.metadata = metadata
         self.directory = Path(directory) if directory else None
@@ -81,10 +79,7 @@ class Detector:
         self.threshold = float(metadata["threshold"])
         self.backbone = str(metadata["backbone"])
         self.crop_style = CropStyle.from_metadata(metadata)  # None: a model trained before face finding
-        # A fixed signature with a free batch dimension: traced once, whatever the batch size.
-        signature = tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.float32)
-        self._forward = tf.function(lambda images: model(images, training=False)[:, 1],
-                                    input_signature=[signature])
+        self._forward = classifier.inference_function(model)  # traced once, whatever the batch size
         if runtime not in RUNTIMES:
             raise BadArgumentError(f"Unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
         self._runner, self.runtime_reason = self._choose_runner(runtime)
@@ -136,7 +131,7 @@ class Detector:
         if images.ndim != 4 or images.shape[1:] != expected:
             raise ValueError(f"Expected images of shape (N, {', '.join(map(str, expected))}), got {images.shape}; "
                              "use images.load_resized to prepare them.")
-        forward = self._forward if self._runner is None else (lambda batch: self._runner(batch)[:, 1])
+        forward = (lambda batch: self._forward(batch)[:, 1]) if self._runner is None else (lambda batch: self._runner(batch)[:, 1])
         scores = [np.asarray(forward(images[i:i + batch_size].astype(np.float32)))
                   for i in range(0, len(images), batch_size)]
         return np.concatenate(scores).astype(float) if scores else np.zeros(0)

@@ -123,7 +123,14 @@ def score_frame(model, frame: pd.DataFrame, profile: config.Profile) -> np.ndarr
 
     `detector.Detector.p_fake` does the same for a saved model and images already in memory.
     """
-    return model.predict(dataset(frame, profile), verbose=0)[:, 1]
+    return _outputs(model, frame, profile)[:, 1]
+
+
+def _outputs(model, frame: pd.DataFrame, profile: config.Profile) -> np.ndarray:
+    """`model`'s outputs for every image of `frame`, in order (`classifier.inference_function`, not `predict`)."""
+    forward = classifier.inference_function(model)
+    batches = [forward(images).numpy() for images, _ in dataset(frame, profile)]
+    return np.concatenate(batches) if batches else np.zeros((0, *model.output_shape[1:]), np.float32)
 
 
 def extractor_fingerprint(extractor) -> str:
@@ -157,7 +164,7 @@ def extract_features(extractor, frame: pd.DataFrame, profile: config.Profile) ->
     path = _feature_cache_path(extractor, frame, profile.image_size)
     if path.is_file():
         return np.load(path)
-    features = extractor.predict(dataset(frame, profile), verbose=0)
+    features = _outputs(extractor, frame, profile)
     files.write_atomically(path, lambda temporary: np.save(temporary, features))  # two processes may race here
     return features
 
