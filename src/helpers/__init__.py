@@ -1,10 +1,15 @@
-"""Helpers for the deepfake-lessons notebooks: one module per concept.
+"""Helpers for the deepfake-lessons notebooks: one module per concept, in the order README's module table gives.
 
-config (paths, profiles, seeds) -> data (find, scan, split, feed images) -> backbones -> model ->
-train -> saved model folder -> predict / evaluate / gradcam / demo. See README.md for the map.
+settings (config) -> data (find, scan, split, feed images) -> metrics -> looking before training (eda,
+audit, augment) -> the model (backbones, classifier, saving, train) -> using it (detector, predict,
+evaluate, gradcam, demo, ...) -> the ways in (notebook, cli).
 
-Importing the package keeps TensorFlow's start-up lines off stderr (helpers.tensorflow_logs;
-$DEEPFAKE_TF_LOGS=1 shows them).
+Importing the package does one thing on purpose: it keeps TensorFlow's start-up lines off stderr
+(helpers.tensorflow_logs; $DEEPFAKE_TF_LOGS=1 shows them). That filter must be in place before the
+first `import tensorflow`, and any helpers module may be the first to import it (the lessons,
+the tests, the command line and a learner's own script each import a different one first), so the
+package's import is the one place that comes before all of them. It is inert until then, and
+removes itself after that first import.
 """
 from helpers import tensorflow_logs as _tensorflow_logs
 

@@ -2,6 +2,13 @@
 
 It also names, once, the labels (CLASS_NAMES), the splits (SPLITS) and every environment variable
 the helpers read. Nothing here imports TensorFlow, so reading the configuration is instant.
+
+`resolve` reads the settings a user can choose (profile, data roots, backbone, runtime): from its
+arguments, else the environment, else the defaults, once, where a lesson or command starts; the
+helpers below take the values it returns. Importing this module changes nothing outside it: it only
+finds the repository and the storage folder ($DEEPFAKE_STORAGE). One call does change module state
+on purpose: `use_storage` (Colab: Google Drive) moves DATA_DIR, MODELS_DIR, FIGURES_DIR and CACHE_DIR
+for the rest of the session, and every helper reads them when it runs, not when it is imported.
 """
 from __future__ import annotations
 
