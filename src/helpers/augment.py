@@ -2,7 +2,7 @@
 
 `augmentation_layers` builds them: the original project's recipe (flip, rotation, zoom) and two
 optional layers, `RandomJpeg` and `RandomBlur`. They change nothing at inference. `layer_table`
-measures how much fine detail each one keeps, with `helpers.spectrum`. The perturbations lesson 05
+measures how much fine detail each one keeps, with `helpers.spectrum`. The perturbations lesson 06
 tests a detector against (plain NumPy / PIL, no TensorFlow) are in `helpers.robustness`.
 
 Images are float32 in 0..255 inside the model and uint8 everywhere else; nothing is rescaled to

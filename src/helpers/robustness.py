@@ -1,6 +1,6 @@
 """Images degraded the way the internet degrades them, what of their fine detail survives, and a detector on them.
 
-Three jobs, for lessons 02 and 05:
+Three jobs, for lessons 02 and 06:
 
 * Perturbations: plain NumPy / PIL functions that re-compress as JPEG, downscale, blur or add noise
   to a uint8 image, deterministically (`PERTURBATIONS`, `apply_perturbation`).
