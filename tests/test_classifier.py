@@ -255,8 +255,10 @@ def test_the_command_line_trains_on_a_name_that_is_not_utf8_within_a_time_budget
     write_jpeg(Path(os.fsdecode(os.fsencode(flat_root / "fake") + b"/bad\xff.jpg")), seed=3)
     out = tmp_path / "model"
     arguments = ["--data", str(flat_root), "--profile", "smoke", "--out", str(out), "--backbone", "efficientnet_lite0"]
-    assert cli.main(["train", *arguments] + ["--time-budget", "0"]) == 2
-    assert "--time-budget must be a positive number" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse refuses it, before anything runs
+        cli.main(["train", *arguments] + ["--time-budget", "0"])
+    assert refused.value.code == 2
+    assert "argument --time-budget: expected a finite number above 0, not '0'" in capsys.readouterr().err
     assert cli.main(["train", *arguments] + ["--time-budget", "0.001"]) == 0
     training = saving.read_metadata(out)["training"]
     assert training["stopped_by_time_budget"] == "stage1" and training["epochs"] == {"stage1": 1, "stage2": 0}

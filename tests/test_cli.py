@@ -49,7 +49,7 @@ def test_a_user_error_is_one_line_and_exit_status_2(tmp_path, capsys):
 
 
 def test_a_file_system_error_names_its_path(tmp_path, monkeypatch, capsys):
-    def unreadable(source, dest, max_bytes):
+    def unreadable(source, dest, **limits):
         raise PermissionError(13, "Permission denied", str(source))
 
     monkeypatch.setattr(acquire, "import_data", unreadable)

@@ -60,6 +60,7 @@ def write_sidecar(folder, data_root):
     folder.mkdir(parents=True)
     files.write_json(folder / saving.SIDECAR_FILE, {"backbone": "efficientnet_lite0", "image_size": 96,
                                                     "class_names": ["real", "fake"], "threshold": 0.5,
+                                                    "files": {saving.MODEL_FILE: "0" * 64, saving.WEIGHTS_FILE: "1" * 64},
                                                     "data": {"root": str(data_root)}})
 
 

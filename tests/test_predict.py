@@ -1,6 +1,7 @@
 """Predicting with a saved model: every kind of input, bad files, batches, the CLI and damaged model folders."""
 import json
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -12,7 +13,9 @@ from PIL import Image
 
 from helpers import cli, files, images, predict, saving
 from helpers.detector import Detector, NO_FACE, NoCropStyleError, as_detector
+from helpers.faces import find_faces
 from tests.test_data import byte_names, undecodable
+from tests.test_hostile_input import run_in_process, the_error_line, tree
 
 
 def write_bad_files(folder, jpeg_bytes: bytes) -> dict:
@@ -167,7 +170,7 @@ def test_command_line_prints_a_table_and_writes_csv(trained_model_dir, faces, tm
     out = tmp_path / "out" / "predictions.csv"
     assert cli.main(["predict", str(trained_model_dir), str(tmp_path / "in"), "--csv", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "face.jpg" in printed and "1 images scored (1 faces), 3 left out." in printed
+    assert "face.jpg" in printed and "1 image scored (1 face), 3 left out." in printed
     assert "left out: " in printed and "empty" in printed
     table = pd.read_csv(out)
     assert list(table.columns) == ["source", "label", "p_fake", "threshold", "backbone", "error", "faces_found",
@@ -300,3 +303,74 @@ def test_missing_sidecar_is_a_model_file_error(model_copy):
     (model_copy / saving.SIDECAR_FILE).unlink()
     with pytest.raises(saving.ModelFileError, match="model.json"):
         Detector.load(model_copy)
+
+
+# ----------------------------------------------------------------------------- the command's main paths (issue 26, item 5)
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, dfdc) -> dict[str, Path]:
+    """A face crop, a folder of two, a photo without a face, and one with two faces (scikit-image's astronaut)."""
+    import skimage.data
+
+    folder = tmp_path_factory.mktemp("photos")
+    crops = [path for path in sorted((dfdc / "Test" / "Real").iterdir())[:12]
+             if len(find_faces(np.asarray(Image.open(path).convert("RGB")))) == 1][:3]
+    assert len(crops) == 3, "the face finder finds one face in too few dfdc-faces test crops"
+    shutil.copy(crops[0], folder / "crop.jpg")
+    (folder / "crops").mkdir()
+    for crop in crops[1:]:
+        shutil.copy(crop, folder / "crops" / crop.name)
+    Image.fromarray(skimage.data.coffee()).save(folder / "coffee.png")
+    two = np.concatenate([skimage.data.astronaut(), skimage.data.astronaut()[:, ::-1]], axis=1)
+    Image.fromarray(two).save(folder / "two-faces.png")
+    return {"a file": folder / "crop.jpg", "a folder": folder / "crops", "no face": folder / "coffee.png",
+            "several faces": folder / "two-faces.png"}
+
+
+# What each run counts (its summary line), its exit status, and its CSV's rows.
+EXPECTED = {
+    ("off", "a file"): ("1 image scored, 0 left out.", 0, 1),
+    ("off", "a folder"): ("2 images scored, 0 left out.", 0, 2),
+    ("off", "no face"): ("1 image scored, 0 left out.", 0, 1),
+    ("off", "several faces"): ("1 image scored, 0 left out.", 0, 1),
+    ("auto", "a file"): ("1 image scored (1 face), 0 left out.", 0, 1),
+    ("auto", "a folder"): ("2 images scored (2 faces), 0 left out.", 0, 2),
+    ("auto", "no face"): ("1 image scored (1 image with no face found, scored whole), 0 left out.", 0, 1),
+    ("auto", "several faces"): ("1 image scored (2 faces), 0 left out.", 0, 2),
+    ("on", "a file"): ("1 image scored (1 face), 0 left out.", 0, 1),
+    ("on", "a folder"): ("2 images scored (2 faces), 0 left out.", 0, 2),
+    ("on", "no face"): ("0 images scored, 1 left out.", 2, 1),
+    ("on", "several faces"): ("1 image scored (2 faces), 0 left out.", 0, 2),
+}
+
+
+@pytest.mark.parametrize("csv", [False, True], ids=["printed", "with --csv"])
+@pytest.mark.parametrize("what", ["a file", "a folder", "no face", "several faces"])
+@pytest.mark.parametrize("mode", ["on", "off", "auto"])
+def test_predicts_main_paths(mode, what, csv, trained_model_dir, photos, tmp_path, capsys):
+    """Each face mode on each kind of input, printed and written as CSV, as the command runs (`cli.main`)."""
+    count, status, rows = EXPECTED[mode, what]
+    out = tmp_path / "scores.csv"
+    before = tree(photos["a file"].parent) | tree(trained_model_dir)
+    result = run_in_process(["predict", trained_model_dir, photos[what], "--faces", mode]
+                            + (["--csv", out] if csv else []), capsys)
+    assert result.returncode == status, result.stderr
+    assert [line for line in result.stdout.splitlines() if re.match(r"\d+ images? scored", line)] == [count]
+    if status:
+        assert "nothing could be scored" in the_error_line(result.stderr)
+    if csv:
+        table = pd.read_csv(out)
+        assert len(table) == rows and table["error"].isna().sum() == (rows if status == 0 else 0)
+    else:
+        assert not out.exists()
+    assert tree(photos["a file"].parent) | tree(trained_model_dir) == before
+
+
+def test_overwrite_replaces_an_earlier_csv_and_only_it(trained_model_dir, photos, tmp_path, capsys):
+    scores = tmp_path / "scores.csv"
+    scores.write_text("an earlier run's scores\n")
+    refused = run_in_process(["predict", trained_model_dir, photos["a folder"], "--csv", scores], capsys)
+    assert refused.returncode == 2 and "already exists" in the_error_line(refused.stderr)
+    assert scores.read_text() == "an earlier run's scores\n"
+    assert run_in_process(["predict", trained_model_dir, photos["a folder"], "--csv", scores, "--overwrite"],
+                          capsys).returncode == 0
+    assert len(pd.read_csv(scores)) == 2 and sorted(path.name for path in tmp_path.iterdir()) == ["scores.csv"]

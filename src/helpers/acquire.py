@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
 
 
-from helpers import config, lesson_sets, progress
+from helpers import arguments, config, lesson_sets, progress
 from helpers.data import DatasetLayoutError, find_layout
 from helpers.errors import BadArgumentError, FolderExistsError, UserError
 
@@ -29,8 +30,10 @@ KAGGLE_NAME = "deepfake-and-real-images"
 KAGGLE_URL = f"https://www.kaggle.com/datasets/{KAGGLE_HANDLE}"
 DOWNLOADS = ("kaggle", "lesson-sets", *lesson_sets.NAMES)  # what `download` fetches
 MAX_UNPACKED_GB = 20.0  # the Kaggle dataset unpacks to about 1.7 GB
-# A zip bomb guard: JPEG and PNG faces barely compress (about 1:1), so a member that unpacks to more
-# than 100 times its compressed size is refused, once it is big enough to matter (8 MiB unpacked).
+MAX_FILES = 500_000  # entries in an archive; the Kaggle dataset holds 190,335 files
+# A zip bomb guard: JPEG and PNG faces barely compress (about 1:1), so a member, or the whole archive,
+# that unpacks to more than 100 times its compressed size is refused, once it is big enough to matter
+# (8 MiB unpacked): many small members cannot add up to a bomb either.
 MAX_COMPRESSION_RATIO = 100
 RATIO_CHECK_BYTES = 8 * 2**20
 
@@ -101,10 +104,22 @@ def download_kaggle(dest: str | os.PathLike) -> Path:
             f"{IMPORT_HINT}.") from err
 
 
-def _safe_members(archive: zipfile.ZipFile, target: Path, max_bytes: int) -> list[zipfile.ZipInfo]:
-    """Check every member before unpacking anything: no path traversal, no links, no zip bomb."""
-    total = 0
+def _too_compressed(unpacked: int, packed: int) -> bool:
+    return unpacked > max(RATIO_CHECK_BYTES, MAX_COMPRESSION_RATIO * packed)
+
+
+def _safe_members(archive: zipfile.ZipFile, target: Path, max_bytes: int,
+                  max_files: int = MAX_FILES) -> list[zipfile.ZipInfo]:
+    """Check every member before unpacking anything: no path traversal, no links, no zip bomb.
+
+    A bomb is refused by each member's size and compression, by the whole archive's, and by its count of
+    entries. Members are checked by the sizes their headers declare; zipfile never unpacks more than that.
+    """
     members = archive.infolist()
+    if len(members) > max_files:
+        raise ImportRefusedError(f"Refusing the archive: it holds {len(members):,} entries, more than {max_files:,} "
+                                 "(raise the limit with --max-files if you trust it).")
+    total = packed = 0
     for member in members:
         resolved = (target / member.filename).resolve()
         if member.filename.startswith(("/", "\\")) or not resolved.is_relative_to(target.resolve()):
@@ -112,21 +127,41 @@ def _safe_members(archive: zipfile.ZipFile, target: Path, max_bytes: int) -> lis
                                      f"outside {target}.")
         if (member.external_attr >> 16) & 0o170000 == 0o120000:
             raise ImportRefusedError(f"Refusing the archive: member {member.filename!r} is a symbolic link.")
-        if member.file_size > max(RATIO_CHECK_BYTES, MAX_COMPRESSION_RATIO * member.compress_size):
+        if _too_compressed(member.file_size, member.compress_size):
             raise ImportRefusedError(f"Refusing the archive: member {member.filename!r} would unpack to "
                                      f"{member.file_size / 2**20:.0f} MiB from {member.compress_size:,} bytes, "
                                      f"more than {MAX_COMPRESSION_RATIO}:1 (a zip bomb?).")
         total += member.file_size
+        packed += member.compress_size
         if total > max_bytes:
             raise ImportRefusedError(f"Refusing the archive: it would unpack to more than "
                                      f"{max_bytes / 2**30:.1f} GB (raise the limit with --max-gb if you trust it).")
+    if _too_compressed(total, packed):
+        raise ImportRefusedError(f"Refusing the archive: its {len(members):,} members would unpack to "
+                                 f"{total / 2**20:.0f} MiB from {packed:,} bytes, more than "
+                                 f"{MAX_COMPRESSION_RATIO}:1 (a zip bomb?).")
     return members
 
 
-def _unzip(source: Path, target: Path, max_bytes: int) -> None:
+def _not_a_zip(source: Path) -> str | None:
+    """Why `source` is no zip file at all (another kind of archive, or no archive), or None when it may be one."""
+    with open(source, "rb") as handle:
+        start = handle.read(4)
+    if start.startswith(b"PK") or zipfile.is_zipfile(source):
+        return None
+    if tarfile.is_tarfile(source):
+        return (f"{source} is a tar archive, not a zip: unpack it yourself (tar -xf {source.name}) and import "
+                "the folder it makes.")
+    return f"{source} is not a zip file (nor any archive this program knows): import a zip or a folder."
+
+
+def _unzip(source: Path, target: Path, max_bytes: int, max_files: int = MAX_FILES) -> None:
+    why_not = _not_a_zip(source)
+    if why_not:
+        raise ImportRefusedError(why_not)
     try:
         with zipfile.ZipFile(source) as archive:
-            members = _safe_members(archive, target, max_bytes)
+            members = _safe_members(archive, target, max_bytes, max_files)
             for member in progress.bar(members, desc=f"unpacking {source.name}", unit="file"):
                 archive.extract(member, target)
     except zipfile.BadZipFile as err:
@@ -168,8 +203,12 @@ def _umask() -> int:
 
 
 def import_data(source: str | os.PathLike, dest: str | os.PathLike | None = None,
-                max_bytes: int = int(MAX_UNPACKED_GB * 2**30)) -> Path:
-    """Unpack a zip (or copy a folder) into `dest` (default: data/<name>), checking its layout first."""
+                max_bytes: int = int(MAX_UNPACKED_GB * 2**30), max_files: int = MAX_FILES) -> Path:
+    """Unpack a zip (or copy a folder) into `dest` (default: data/<name>), checking its layout first.
+
+    A zip is refused before anything is unpacked when it would unpack to more than `max_bytes` or hold
+    more than `max_files` entries, or when it looks like a zip bomb (`_safe_members`).
+    """
     source = Path(source).expanduser()
     if not source.exists():
         raise ImportRefusedError(f"{source} does not exist.")
@@ -183,7 +222,7 @@ def import_data(source: str | os.PathLike, dest: str | os.PathLike | None = None
             find_layout(source)  # a wrong layout fails here, before anything is copied
             _copy_tree(source, staging)
         else:
-            _unzip(source, staging, max_bytes)
+            _unzip(source, staging, max_bytes, max_files)
             try:
                 find_layout(staging)  # a wrong layout fails here, before anything is in place
             except DatasetLayoutError as err:  # name the zip, not the temporary folder about to be deleted
@@ -229,10 +268,12 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     """`import`'s arguments."""
     parser.add_argument("source", help="a zip file, or a folder, in either layout (see helpers.data)")
     parser.add_argument("--dest", help="target folder (default: data/<name of the source>)")
-    parser.add_argument("--max-gb", type=float, default=MAX_UNPACKED_GB,
-                        help="refuse archives that would unpack to more than this")
+    parser.add_argument("--max-gb", type=arguments.positive_float, default=MAX_UNPACKED_GB,
+                        help=f"refuse archives that would unpack to more than this (default {MAX_UNPACKED_GB:g})")
+    parser.add_argument("--max-files", type=arguments.positive_int, default=MAX_FILES,
+                        help=f"refuse archives of more entries than this (default {MAX_FILES:,})")
 
 
 def run_import(args: argparse.Namespace) -> None:
-    target = import_data(args.source, args.dest, max_bytes=int(args.max_gb * 2**30))
+    target = import_data(args.source, args.dest, max_bytes=int(args.max_gb * 2**30), max_files=args.max_files)
     print(f"Data is in {target}; use it with {config.DATA_ENV}={target}")

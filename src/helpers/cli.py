@@ -14,7 +14,9 @@ Each module named in COMMANDS defines its command's arguments (`add_arguments(pa
 (`run(args)`); this module parses and runs them, and reports what goes wrong in one way:
 
 - a user's mistake (a `helpers.errors.UserError`) or a file-system condition (an OSError, which
-  names its path) prints one line, `error: ...`, on stderr and exits with status 2, without a traceback;
+  names its path) prints one line, `error: ...`, on stderr and exits with status 2, without a traceback
+  (a newline in a file name it quotes is shown as \\n: `files.one_line`); a bad number argparse
+  refuses (`helpers.arguments`) is argparse's own `error:` line after the usage, also status 2;
 - anything else is a bug: Python shows its traceback, as always;
 - Ctrl-C prints one line and exits with status 130.
 
@@ -29,7 +31,7 @@ import sys
 from dataclasses import dataclass
 
 from helpers.errors import UserError
-from helpers.files import printable
+from helpers.files import one_line
 
 PROG = "deepfake-lessons"
 USER_ERROR_STATUS = 2  # what argparse exits with for bad arguments, too
@@ -69,10 +71,10 @@ def run_guarded(function, *args) -> int:
     try:
         function(*args)
     except KeyboardInterrupt as interrupt:  # its message, when it has one, says what was kept
-        print("\ninterrupted" + (f": {printable(str(interrupt))}" if str(interrupt) else "."), file=sys.stderr)
+        print("\ninterrupted" + (f": {one_line(str(interrupt))}" if str(interrupt) else "."), file=sys.stderr)
         return INTERRUPTED_STATUS
     except (UserError, OSError) as err:
-        print(f"error: {printable(str(err))}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return USER_ERROR_STATUS
     return 0
 

@@ -1,6 +1,7 @@
 """The dataset: find the images, check them, split them, and load them for figures.
 
-Two layouts are recognised (folder names in any capitalisation):
+Two layouts are recognised (folder names in any capitalisation; two folders whose names differ only
+by it, such as Real/ and real/, are refused, as is a root holding both layouts):
 
     splits (the Kaggle "Deepfake and real images" layout)     flat (split here, 70/15/15)
     ROOT/Train/Real/*.jpg   ROOT/Train/Fake/*.jpg               ROOT/real/*.jpg
@@ -8,7 +9,7 @@ Two layouts are recognised (folder names in any capitalisation):
     ROOT/Test/...
 
 Labels are defined once, in `config.CLASS_NAMES`: 0 = real, 1 = fake. Nothing in this module ever
-deletes, moves or rewrites a file in the data root.
+deletes, moves or rewrites a file in the data root, and the scan follows no symbolic link out of it.
 
 Command line: `deepfake-lessons scan [ROOT]`, or `python -m helpers scan|download|import` (see `--help`).
 """
@@ -39,22 +40,42 @@ _CLASS_ALIASES = {"real": "real", "fake": "fake"}
 EXPECTED_LAYOUT = """Expected one of these layouts (folder names in any capitalisation):
   ROOT/Train/Real, ROOT/Train/Fake, ROOT/Validation/Real, ... ROOT/Test/Fake   (also Val or Valid)
   ROOT/real, ROOT/fake                                   (split 70/15/15 here, the same on every machine)"""
+LAYOUT_HINT = ("expected ROOT/Train|Validation|Test/Real|Fake (also Val or Valid) or ROOT/real and ROOT/fake, "
+               "in any capitalisation")  # EXPECTED_LAYOUT in one line, for error messages
+OUTSIDE_ROOT = "a symbolic link out of the data root: not followed (copy the file into the data root)."
 
 
 class DatasetLayoutError(UserError, ValueError):
     """The folder does not hold images in a layout we understand."""
 
 
-def _subdirs(folder: Path) -> dict[str, Path]:
-    """Visible sub-folders by lower-case name."""
-    return {p.name.lower(): p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+def _subdirs(folder: Path) -> list[Path]:
+    """Visible sub-folders, sorted."""
+    return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+
+
+def _named_subdirs(folder: Path, aliases: dict[str, str], kind: str) -> dict[str, Path]:
+    """The visible sub-folders named (in any capitalisation) as one of `aliases`, by what they stand for.
+
+    Two that stand for the same split or class (Real/ and real/, Val/ and Validation/) are refused,
+    naming both: taking either one would leave the other's images out.
+    """
+    found = {}
+    for path in _subdirs(folder):
+        meaning = aliases.get(path.name.lower())
+        if meaning in found:
+            raise DatasetLayoutError(f"{folder} has two folders for the {meaning} {kind}, {found[meaning].name} and "
+                                     f"{path.name}: keep one (move the other's images into it).")
+        if meaning:
+            found[meaning] = path
+    return found
 
 
 def _class_dirs(folder: Path) -> dict[str, Path]:
-    found = {_CLASS_ALIASES[k]: p for k, p in _subdirs(folder).items() if k in _CLASS_ALIASES}
+    found = _named_subdirs(folder, _CLASS_ALIASES, "class")
     missing = [c for c in CLASS_NAMES if c not in found]
     if missing:
-        raise DatasetLayoutError(f"{folder} has no {' or '.join(missing)} folder.\n{EXPECTED_LAYOUT}")
+        raise DatasetLayoutError(f"{folder} has no {' or '.join(missing)} folder: {LAYOUT_HINT}.")
     return found
 
 
@@ -81,16 +102,22 @@ def find_layout(root: Path) -> tuple[str, Path]:
     """Return ("splits" | "flat", folder), looking one level down if the root only wraps the data."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetLayoutError(f"Data root {root} does not exist or is not a folder.\n{EXPECTED_LAYOUT}\n"
-                                 f"Get data with `deepfake-lessons download` or set ${config.DATA_ENV}.")
-    subdirs = _subdirs(root)
-    if any(name in _SPLIT_ALIASES for name in subdirs):
+        raise DatasetLayoutError(f"Data root {root} does not exist or is not a folder: get data with "
+                                 f"`deepfake-lessons download` or set ${config.DATA_ENV} ({LAYOUT_HINT}).")
+    splits = _named_subdirs(root, _SPLIT_ALIASES, "split")
+    classes = _named_subdirs(root, _CLASS_ALIASES, "class")
+    if splits and classes:
+        names = ", ".join(path.name for path in [*splits.values(), *classes.values()])
+        raise DatasetLayoutError(f"{root} holds both layouts ({names}): split folders and real/fake folders side "
+                                 "by side; move one of the two out, so that no image is left out unseen.")
+    if splits:
         return "splits", root
-    if any(name in _CLASS_ALIASES for name in subdirs):
+    if classes:
         return "flat", root
+    subdirs = _subdirs(root)
     if len(subdirs) == 1:  # e.g. a Kaggle zip that unpacks into "Dataset/"
-        return find_layout(next(iter(subdirs.values())))
-    raise DatasetLayoutError(f"{root} holds neither split folders nor real/fake folders.\n{EXPECTED_LAYOUT}")
+        return find_layout(subdirs[0])
+    raise DatasetLayoutError(f"{root} holds neither split folders nor real/fake folders: {LAYOUT_HINT}.")
 
 
 def index_dataset(root: str | os.PathLike, seed: int = config.SEED,
@@ -105,16 +132,11 @@ def index_dataset(root: str | os.PathLike, seed: int = config.SEED,
     layout, base = find_layout(Path(root).expanduser().resolve())
     rows = []
     if layout == "splits":
-        splits = {}
-        for name, folder in _subdirs(base).items():
-            if name in _SPLIT_ALIASES:
-                if _SPLIT_ALIASES[name] in splits:
-                    raise DatasetLayoutError(f"{base} has two folders for the {_SPLIT_ALIASES[name]} split.")
-                splits[_SPLIT_ALIASES[name]] = folder
+        splits = _named_subdirs(base, _SPLIT_ALIASES, "split")
         for split in SPLITS:
             if split not in splits:
                 if split in required:
-                    raise DatasetLayoutError(f"{base} has no {split} folder.\n{EXPECTED_LAYOUT}")
+                    raise DatasetLayoutError(f"{base} has no {split} folder: {LAYOUT_HINT}.")
                 continue
             for class_name, folder in _class_dirs(splits[split]).items():
                 rows += [(p, split, class_name) for p in _files(folder)]
@@ -175,23 +197,26 @@ class ScanReport:
             sizes = good.groupby(["width", "height"]).size().sort_values(ascending=False)
             lines.append("sizes: " + ", ".join(f"{w}x{h} ({n})" for (w, h), n in sizes.head(5).items()))
             lines.append("modes: " + ", ".join(f"{m} ({n})" for m, n in good["mode"].value_counts().items()))
-        for row in self.bad.itertuples():
-            lines.append(f"left out: {row.relpath}: {row.error}")
+        for row in self.bad.itertuples():  # one line each, whatever a name holds (a newline, say)
+            lines.append(f"left out: {files.one_line(row.relpath)}: {files.one_line(row.error)}")
         return files.printable("\n".join(lines))
 
 
 
+NOT_SCANNED = {"ok": False, "error": "", "width": 0, "height": 0, "mode": "", "format": "", "bytes": 0}
+
+
 def _inspect(path: str) -> dict:
     """Open and fully decode one file; report its properties or why it cannot be used."""
-    info = {"ok": False, "error": "", "width": 0, "height": 0, "mode": "", "format": "", "bytes": 0}
+    info = dict(NOT_SCANNED)
     try:
         info["bytes"] = os.path.getsize(path)
         load_image(path, name=Path(path).name)  # the full decode: catches truncated data too
         with Image.open(path) as image:
             info.update(width=image.width, height=image.height, mode=image.mode, format=image.format or "")
         info["ok"] = True
-    except ValueError as err:  # load_image's plain message, after the file name
-        info["error"] = str(err).split(": ", 1)[-1]
+    except ValueError as err:  # load_image's plain message, after the file name (which may hold ": ")
+        info["error"] = str(err).removeprefix(f"{Path(path).name}: ")
     except Exception as err:  # PIL raises many types for odd files; one bad file must not stop the scan
         info["error"] = f"{type(err).__name__}: {err}"
     return info
@@ -201,15 +226,39 @@ SCAN_COLUMNS = {"ok": "bool", "error": "str", "width": "int64", "height": "int64
                 "format": "str", "bytes": "int64"}  # what `scan` records of each file, as `_inspect` returns it
 
 
+def outside_root(paths, root: str | os.PathLike) -> list[bool]:
+    """For each path below `root`: whether it is really elsewhere (a symbolic link, of its own or of a
+    folder on the way, that points out of the root). Each folder is resolved once."""
+    real_root = os.path.realpath(root)
+    real_folders: dict[str, str] = {}
+    result = []
+    for path in map(str, paths):
+        folder, name = os.path.split(path)
+        if folder not in real_folders:
+            real_folders[folder] = os.path.realpath(folder)
+        real = os.path.realpath(path) if os.path.islink(path) else os.path.join(real_folders[folder], name)
+        result.append(os.path.commonpath([real, real_root]) != real_root)
+    return result
+
+
 def scan(frame: pd.DataFrame, progress: bool = True, workers: int = 4, cache: bool = True) -> ScanReport:
     """Open every image in `frame` and report unreadable, truncated, empty or non-image files.
 
     Each file is decoded once: later scans reuse its result while it keeps its size and modification
     time (.cache/scan, see `measure_files`), so a lesson run again does not decode the whole root
-    again. `cache=False` decodes every file.
+    again. `cache=False` decodes every file. A file reached through a symbolic link out of the root is
+    left out unopened (OUTSIDE_ROOT).
     """
-    infos = measure_files(frame["path"], _inspect, SCAN_COLUMNS, "scan", frame.attrs.get("root"),
-                          cache=cache, progress=progress, workers=workers)
+    root = frame.attrs.get("root")
+    outside = outside_root(frame["path"], root) if root else [False] * len(frame)
+    inside = [path for path, out in zip(frame["path"], outside) if not out]
+    infos = measure_files(inside, _inspect, SCAN_COLUMNS, "scan", root, cache=cache, progress=progress,
+                          workers=workers)
+    if any(outside):
+        measured = iter(infos.to_dict("records"))
+        refused = {**NOT_SCANNED, "error": OUTSIDE_ROOT}
+        infos = pd.DataFrame([refused if out else next(measured) for out in outside],
+                             columns=list(SCAN_COLUMNS)).astype(SCAN_COLUMNS)
     files = pd.concat([frame.reset_index(drop=True), infos], axis=1)
     files.attrs.update(frame.attrs)
     return ScanReport(files)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from helpers import config, gradcam, images
+from helpers import config, images
 from helpers.detector import Detector, as_detector
 
 FACE_BENCHMARKS = config.REPO_ROOT / "benchmarks" / "faces"  # benchmarks/bench_faces.py's committed results
@@ -89,6 +89,8 @@ def analyse_upload(detector: Detector, name: str, content, faces: str = "auto", 
 
     faces: as in `Detector.predict_photo` ("auto", "on" or "off").
     """
+    from helpers import gradcam  # Keras: imported with the model, so the web app's arguments are checked at once
+
     if len(content) > max_bytes:
         return DemoResult(name, detector.threshold,
                           error=f"the file is larger than {max_bytes / 2**20:g} MB; upload a smaller image.")

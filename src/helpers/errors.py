@@ -18,6 +18,10 @@ class FolderExistsError(UserError, FileExistsError):
     """A step would write into a folder that already holds something: it refuses rather than delete it."""
 
 
+class OutputExistsError(UserError, FileExistsError):
+    """A step would write over a file that is already there: it refuses unless told to (--overwrite)."""
+
+
 class BadArgumentError(UserError, ValueError):
     """An argument that is not one of its choices, or out of its range: a profile, backbone or split name, a count."""
 

@@ -199,7 +199,7 @@ def format_summary(result: dict) -> str:
     if result.get("ci95_groups", result["n"]) < result["n"]:
         lines.append(f"intervals: resampled by group ({result['ci95_groups']} groups of images, "
                      "such as source videos), not image by image")
-    lines += [f"skipped: {item['relpath']}: {item['error']}" for item in result["skipped"]]
+    lines += [f"skipped: {files.one_line(item['relpath'])}: {files.one_line(item['error'])}" for item in result["skipped"]]
     if result["overlap_warning"]:
         lines.append(f"WARNING: {result['overlap_warning']}")
     return files.printable("\n".join(lines))
@@ -207,22 +207,30 @@ def format_summary(result: dict) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's arguments (helpers.cli runs it)."""
+    from helpers import arguments
+
     parser.add_argument("model_dir", help="a saved model folder (model.keras, model.weights.h5, model.json)")
     parser.add_argument("data_root", help="a data folder in either layout (see helpers.data)")
     parser.add_argument("--split", choices=SPLIT_CHOICES, default="test",
                         help="which images to score (default: test; 'all' for a folder the model never saw)")
     parser.add_argument("--profile", help="score only this profile's subset of the split (e.g. smoke)")
     parser.add_argument("--json", type=Path, help="write the metrics, their intervals and every image's p(fake) here")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
+    parser.add_argument("--batch-size", type=arguments.positive_int, default=32)
     parser.add_argument("--runtime", choices=RUNTIMES,
                         help=f"auto: the model's fresh model.tflite, else Keras "
                              f"(default: ${config.RUNTIME_ENV} or auto)")
 
 
 def run(args: argparse.Namespace) -> None:
+    from helpers import model_folders
+
+    if args.json:  # before anything is scored (never in a model folder; never over a file unless --overwrite)
+        model_folders.check_result_file(args.json, args.overwrite)
     detector = as_detector(args.model_dir, runtime=args.runtime)
     evaluation = evaluate(detector, args.data_root, args.split, args.profile, args.batch_size)
     print(evaluation)
     if args.json:
+        model_folders.check_result_file(args.json, args.overwrite)  # again: a file may have appeared meanwhile
         files.write_json(args.json, evaluation.as_json())
         print(files.printable(f"Wrote {args.json}"))

@@ -14,8 +14,9 @@ rotated to level eyes too. A training image run through `crop_face` comes out as
 from __future__ import annotations
 
 import functools
+import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from PIL import Image
@@ -28,6 +29,7 @@ MAX_DETECT_SIDE = 1024  # larger photos are shrunk for finding faces; crops come
 MIN_FACE_FRACTION = 0.5  # a crop style needs a face found in at least this share of the sampled images
 ALIGNED_MAX_TILT = 5.0  # degrees: when 9 in 10 training faces have eyes this level, the data is aligned
 STYLE_KEY = "face_crop"  # where the sidecar keeps the CropStyle
+MAX_CROP_SCALE = 10.0  # crops at most 10 faces wide, centred at most 10 faces off (trained ones: about 1-3)
 
 
 class TooFewFacesError(ValueError):
@@ -86,9 +88,46 @@ class CropStyle:
 
     @classmethod
     def from_metadata(cls, metadata: dict) -> CropStyle | None:
-        """The style a model's sidecar records, or None if it records none (a model trained before faces)."""
+        """The style a model's sidecar records, or None if it records none (a model trained before faces).
+
+        Raises ValueError, naming the field, for a style that is not one `measure_crop_style` could have made.
+        """
         stored = metadata.get(STYLE_KEY)
-        return cls(**stored) if stored else None
+        if stored is None:
+            return None
+        names = [field.name for field in fields(cls)]
+        if not isinstance(stored, dict) or sorted(stored) != sorted(names):
+            raise ValueError(f"{STYLE_KEY} must be null or an object of {', '.join(names)}, not {shown(stored)}")
+        for name, (accept, expected) in _STYLE_RULES.items():
+            if not accept(stored[name]):
+                raise ValueError(f"{STYLE_KEY}.{name} must be {expected}, not {shown(stored[name])}")
+        return cls(**stored)
+
+
+def _finite(value) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _count(value) -> bool:
+    return type(value) is int and value >= 0
+
+
+_OFFSET = (lambda v: _finite(v) and abs(v) <= MAX_CROP_SCALE, f"a number from -{MAX_CROP_SCALE:g} to +{MAX_CROP_SCALE:g}")
+_STYLE_RULES = {  # what each CropStyle field may be in a sidecar, and how an error says so
+    "scale": (lambda v: _finite(v) and 0 < v <= MAX_CROP_SCALE, f"a number above 0, at most {MAX_CROP_SCALE:g}"),
+    "offset_x": _OFFSET,
+    "offset_y": _OFFSET,
+    "level_eyes": (lambda v: isinstance(v, bool), "true or false"),
+    "tilt_p90": (lambda v: _finite(v) and 0 <= v <= 180, "a number of degrees from 0 to 180"),
+    "faces_found": (_count, "a whole number of 0 or more"),
+    "images_sampled": (_count, "a whole number of 0 or more"),
+}
+
+
+def shown(value) -> str:
+    """A value read from JSON, as JSON (null, NaN, "abc"), for an error message; cut short when long."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @functools.lru_cache(maxsize=1)

@@ -132,6 +132,9 @@ def stale_reason(model_dir: str | os.PathLike, quantize: str | None = None) -> s
         entry = read_sidecar(directory).get(entry_key(quantize))
     except saving.ModelFileError as err:
         return str(err)
+    if entry is not None and not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+                                  and isinstance(entry.get("source_sha256"), dict)):
+        return f"the record of {path.name} in {saving.SIDECAR_FILE} is damaged (no sha256 of it and of its sources)"
     if entry is None:
         if path.exists():
             return f"{path.name} is not recorded in {saving.SIDECAR_FILE} (the model was saved again after exporting)"

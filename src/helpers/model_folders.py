@@ -15,10 +15,14 @@ OUT and OUT.partial may be:
 - anything else (a file, a data set, a folder of models, a model folder with a user's notes in it):
   refused, with or without `overwrite`;
 - OUT.partial holding the marker of an earlier run: resumed; anything else there: refused.
+
+The commands that write a result file (`predict --csv`, `evaluate --json`) ask `check_result_file`
+first: never into a model folder, whose files its sidecar vouches for.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,9 +30,8 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import config, saving
-from helpers import classifier
-from helpers.errors import FolderExistsError
-from helpers.files import printable, write_json
+from helpers.errors import FolderExistsError, OutputExistsError
+from helpers.files import check_new_file, one_line, printable, write_json
 
 PARTIAL_SUFFIX = ".partial"  # a run trains here, next to OUT, and becomes OUT only once it is complete
 RUN_MARKER = ".training-run.json"  # in OUT.partial: what proves that a training run made the folder
@@ -86,6 +89,29 @@ def is_model_folder(folder: Path) -> bool:
     return False
 
 
+def model_folder_holding(path: str | os.PathLike) -> Path | None:
+    """The model folder (or stage 1, or a run's OUT.partial) that the file `path` would go into, or None:
+    a folder with a sidecar or a run marker, or a sub-folder a model folder keeps (checkpoints, stage1)."""
+    folder = Path(path).parent.resolve()
+    candidates = (folder, folder.parent) if folder.name in MODEL_FOLDER_NAMES else (folder,)
+    return next((candidate for candidate in candidates
+                 if any((candidate / name).is_file() for name in (saving.SIDECAR_FILE, RUN_MARKER))), None)
+
+
+def check_result_file(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse, before any work, a result file (`predict --csv`, `evaluate --json`) a command may not write.
+
+    Never a file inside a model folder, even with `overwrite`: its sidecar vouches for its files, and a
+    stray file would make `train --overwrite` refuse the folder. Otherwise `files.check_new_file`: not a
+    folder, and not an existing file unless `overwrite`.
+    """
+    holder = model_folder_holding(path)
+    if holder is not None:
+        raise OutputExistsError(one_line(f"{path} would be written inside the model folder {holder}: choose a "
+                                         "file outside it (nothing was written)."))
+    return check_new_file(path, overwrite)
+
+
 def _listing(folder: Path, names: list[str]) -> str:
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     return printable(f"{folder} holds {shown}")
@@ -137,6 +163,8 @@ def finished_stage1(folder: Path, settings: dict):
         return None
     model, _ = saving.load_model(folder, verbose=False)  # saved in float32
     if settings["dtype_policy"] != "float32":
+        from helpers import classifier  # Keras: imported only here, so checking an output path stays instant
+
         model = classifier.with_dtype_policy(model, settings["dtype_policy"])
     history = pd.read_csv(folder / HISTORY_FILE).drop(columns="global_epoch")
     history.attrs["stopped_by_time_budget"] = recorded["stopped_by_time_budget"]

@@ -1,11 +1,12 @@
 """Predict: p(fake) for an image, a photo's faces, or every image file in files and folders.
 
-    deepfake-lessons predict MODEL_DIR PATH... [--csv OUT] [--faces auto|on|off] [--runtime auto|keras|litert]
+    deepfake-lessons predict MODEL_DIR PATH... [--csv OUT [--overwrite]] [--faces auto|on|off] [--runtime auto|keras|litert]
 
 `predict_image` and `predict_photo` take a model folder (or a loaded `detector.Detector`) and one
 image. `predict_files` walks files and folders, decodes the next batch while the model scores this
 one, and gives every file a row: a bad file gets its reason instead of a score, and the run goes
-on. `to_frame` makes a table of the rows, and the command prints it and writes it as CSV.
+on. `to_frame` makes a table of the rows, and the command prints it and writes it as CSV (never over
+an existing file unless --overwrite, never into a model folder: `model_folders.check_result_file`).
 """
 from __future__ import annotations
 
@@ -18,14 +19,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import config
+from helpers import arguments, config, model_folders
 from helpers.detector import FACE_MODES, RUNTIMES, Detector, Prediction, as_detector
-from helpers.errors import UserError
-from helpers.files import printable, write_atomically
+from helpers.errors import BadArgumentError, UserError
+from helpers.files import one_line, printable, write_atomically
 from helpers.images import ImageError, ImageSource, load_image, load_resized
 from helpers.progress import bar as progress_bar
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# What a folder walk scores; a file it cannot decode (HEIC without a plugin, say) is left out with its reason.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif"}
+PLUGIN_HINTS = dict.fromkeys((".heic", ".heif"), "HEIC and HEIF photos need the pillow-heif package, or convert "
+                                                  "them to JPEG")
 DECODE_WORKERS = 4
 PHOTOS_AT_ONCE = 8  # whole photos held decoded to find faces in, twice that while the next ones decode
 BOX_COLUMNS = ("box_x", "box_y", "box_width", "box_height")
@@ -86,7 +90,9 @@ def _load(path: Path, mode: str, image_size: int) -> tuple[np.ndarray | None, st
             return load_resized(path, image_size, name=name), None
         return load_image(path, name=name), None
     except ImageError as err:
-        return None, str(err).removeprefix(f"{name}: ")  # load_image's message without the file name
+        reason = str(err).removeprefix(f"{name}: ")  # load_image's message without the file name
+        hint = PLUGIN_HINTS.get(path.suffix.lower())
+        return None, f"{reason.removesuffix('.')} ({hint})." if hint and "PIL can read" in reason else reason
     except OSError as err:  # unreadable (permissions, a vanished network drive): skip it, keep going
         return None, f"cannot read the file ({err.strerror or err})."
 
@@ -100,6 +106,8 @@ def predict_files(model_dir_or_detector: Detector | str | os.PathLike, paths, ba
     (links, unreadable sub-folders) comes last, also with `error` set. Finding faces needs each photo
     whole (a 12-megapixel one: 36 MB), so then at most PHOTOS_AT_ONCE make a batch.
     """
+    if batch_size < 1:
+        raise BadArgumentError(f"batch_size must be 1 or more, not {batch_size}.")
     detector = as_detector(model_dir_or_detector)
     mode = detector.face_mode(faces)
     files, skipped = expand_paths([paths] if isinstance(paths, (str, os.PathLike)) else paths)
@@ -132,20 +140,33 @@ def to_frame(predictions: list[Prediction]) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- command line
+def _counted(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def report(predictions: list[Prediction]) -> str:
-    """What the command prints: a line per scored image or face, a count, and each file left out with why."""
-    table = to_frame([p for p in predictions if p.ok])
+    """What the command prints: a line per scored image or face, a count, and each file left out with why.
+
+    File names are shown on one line each (`files.one_line`): a name holding a newline cannot forge a line.
+    """
+    table = to_frame([p for p in predictions if p.ok]).rename(columns={"source": "file"})
+    bad = [p for p in predictions if not p.ok]
+    has_face = table["face"].notna()
     lines = []
     if len(table):
-        columns = ["file", "face", "p_fake", "label"] if table["face"].notna().any() else ["file", "p_fake", "label"]
-        table = table.rename(columns={"source": "file"})[columns]
-        lines.append(table.to_string(index=False, formatters={"p_fake": "{:.3f}".format}))
-    bad = [p for p in predictions if not p.ok]
-    images_scored = table["file"].nunique() if len(table) else 0
-    faces = f" ({len(table)} faces)" if len(table) and table["face"].notna().any() else ""
-    lines.append(f"{images_scored} images scored{faces}, {len(bad)} left out.")
-    lines += [f"left out: {p.source}: {p.error}" for p in bad]
-    return printable("\n".join(lines))
+        shown = table.assign(file=table["file"].map(one_line))
+        columns = ["file", "p_fake", "label"]
+        if has_face.any():  # a row without a face is an image scored whole (no face was found in it)
+            shown["face"] = [str(face) if found else "whole" for face, found in zip(shown["face"], has_face)]
+            columns.insert(1, "face")
+        lines.append(shown[columns].to_string(index=False, formatters={"p_fake": "{:.3f}".format}))
+    faceless = table.loc[table["faces_found"].eq(0).fillna(False).astype(bool), "file"].nunique()  # none found
+    parts = [_counted(int(has_face.sum()), "face")] if has_face.any() else []
+    parts += [f"{_counted(faceless, 'image')} with no face found, scored whole"] if faceless else []
+    summary = f"{_counted(table['file'].nunique(), 'image')} scored" + (f" ({'; '.join(parts)})" if parts else "")
+    lines.append(f"{summary}, {len(bad)} left out.")
+    lines += [f"left out: {one_line(p.source)}: {one_line(p.error)}" for p in bad]
+    return "\n".join(lines)
 
 
 def write_csv(predictions: list[Prediction], path: str | os.PathLike) -> Path:
@@ -165,7 +186,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     parser.add_argument("--csv", type=Path, help="also write the predictions to this CSV file (file names as "
                                                  "printed: a name's bytes that are not UTF-8 as \\xNN)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--overwrite", action="store_true", help="replace the --csv file if it exists")
+    parser.add_argument("--batch-size", type=arguments.positive_int, default=32)
     parser.add_argument("--runtime", choices=RUNTIMES,
                         help=f"auto: model.tflite when fresh, else Keras (default: ${config.RUNTIME_ENV} or auto)")
     parser.add_argument("--faces", choices=FACE_MODES, default="auto",
@@ -175,13 +197,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.csv:  # before the model loads and the files are scored: a refusal costs nothing
+        model_folders.check_result_file(args.csv, args.overwrite)
     detector = as_detector(args.model_dir, runtime=args.runtime)
     print(detector)
     predictions = predict_files(detector, args.paths, batch_size=args.batch_size, faces=args.faces)
     print(report(predictions))
     if args.csv:
+        model_folders.check_result_file(args.csv, args.overwrite)  # again: a file may have appeared meanwhile
         write_csv(predictions, args.csv)
-        print(printable(f"Wrote {args.csv}"))
+        print(one_line(f"Wrote {args.csv}"))
     if not any(p.ok for p in predictions):
         found = f"all {len(predictions)} files were left out" if predictions else "no image files were found"
-        raise UserError(printable(f"nothing could be scored in {', '.join(args.paths)}: {found}."))
+        raise UserError(one_line(f"nothing could be scored in {', '.join(args.paths)}: {found}."))

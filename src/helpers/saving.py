@@ -6,23 +6,30 @@
     MODEL_DIR/training_files.json  content hashes of the training and validation images (overlap checks)
 
 Every file is written to a temporary name first and renamed into place, so a crash never leaves a
-half-written model behind. Loading checks each file against the sha256 the sidecar recorded, and
-the sidecar's image_size against the model's input.
+half-written model behind. Reading the sidecar checks every field that is used after training
+(`read_metadata`); loading checks each file against the sha256 the sidecar recorded, and the
+sidecar's image_size against the model's input.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+from helpers.config import CLASS_NAMES
 from helpers.errors import UserError
+from helpers.faces import CropStyle, shown
 from helpers.files import sha256_of, write_atomically, write_json
 
 MODEL_FILE = "model.keras"
 WEIGHTS_FILE = "model.weights.h5"
 SIDECAR_FILE = "model.json"
 TRAINING_FILES = "training_files.json"
+MAX_IMAGE_SIZE = 4096  # pixels a side: a sidecar asking for more is damaged (the profiles use 96 to 384)
+SHA256 = re.compile("[0-9a-f]{64}")
 
 
 class ModelFileError(UserError, ValueError):
@@ -49,8 +56,50 @@ def save_model(model, directory: str | os.PathLike, metadata: dict) -> Path:
     return directory
 
 
+def _finite(value) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)  # not a bool, not nan or inf
+
+
+def _text_or_null(value) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _path_or_null(value) -> bool:
+    return value is None or (isinstance(value, str) and "\0" not in value)  # no path holds a NUL
+
+
+# The fields everything after training reads, what each must be, and how an error says so.
+REQUIRED_FIELDS = {
+    "backbone": (lambda v: isinstance(v, str) and v != "", "a backbone's name"),
+    "image_size": (lambda v: type(v) is int and 0 < v <= MAX_IMAGE_SIZE,
+                   f"a positive whole number of pixels, at most {MAX_IMAGE_SIZE}"),
+    "class_names": (lambda v: v == list(CLASS_NAMES), json.dumps(list(CLASS_NAMES))),
+    "threshold": (lambda v: _finite(v) and 0 <= v <= 1, "a number from 0 to 1"),
+    "files": (lambda v: isinstance(v, dict) and {MODEL_FILE, WEIGHTS_FILE} <= set(v)
+              and all(isinstance(digest, str) and SHA256.fullmatch(digest) for digest in v.values()),
+              f"the sha256 (64 hex digits) of {MODEL_FILE} and of {WEIGHTS_FILE}, by name"),
+}
+OPTIONAL_FIELDS = {  # "a.b": b inside a (checked once a is known to be an object)
+    "profile": (lambda v: isinstance(v, str), "a profile's name"),
+    "saved_at": (lambda v: isinstance(v, str), "a time"),
+    "augmentations": (lambda v: isinstance(v, list) and all(isinstance(name, str) for name in v),
+                      "a list of layer names"),
+    "data": (lambda v: isinstance(v, dict), "an object"),
+    "data.root": (_path_or_null, "a folder's path or null"),
+    "data.fingerprint": (_text_or_null, "text or null"),
+    "validation": (lambda v: isinstance(v, dict), "an object"),
+    "validation.roc_auc": (lambda v: v is None or _finite(v), "a number or null"),
+    "training": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
 def read_metadata(directory: str | os.PathLike) -> dict:
-    """The sidecar of a saved model folder, checked for the keys everything after training needs."""
+    """The sidecar of a saved model folder, with every field that is used after training checked.
+
+    A field of the wrong type or out of its range (a threshold of nan, 5 or "abc"; a `files` entry that
+    is not a sha256) is a ModelFileError naming the field and the file. So is a sidecar without `files`:
+    without it, the model's files could not be checked against what was saved.
+    """
     path = Path(directory) / SIDECAR_FILE
     if not path.is_file():
         raise ModelFileError(f"{path} is missing: {directory} is not a saved model folder "
@@ -59,20 +108,33 @@ def read_metadata(directory: str | os.PathLike) -> dict:
         metadata = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelFileError(f"{path} is not valid JSON ({err}); the file is damaged.") from err
-    missing = [key for key in ("backbone", "image_size", "class_names", "threshold") if key not in metadata]
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{path} holds {type(metadata).__name__}, not an object: it was not written by "
+                             "helpers.saving.")
+    missing = [key for key in REQUIRED_FIELDS if key not in metadata]
     if missing:
-        raise ModelFileError(f"{path} lacks {', '.join(missing)}: it was not written by helpers.saving.")
-    size = metadata["image_size"]
-    if type(size) is not int or size <= 0:
-        raise ModelFileError(f"{path}: image_size must be a positive whole number of pixels, not {size!r}.")
+        unchecked = (f" (without files, the sha256 of {MODEL_FILE} and {WEIGHTS_FILE}, those files could not be "
+                     "checked)" if "files" in missing else "")
+        raise ModelFileError(f"{path} lacks {', '.join(missing)}: it was not written by helpers.saving{unchecked}; "
+                             "save or train the model again.")
+    for field, (accept, expected) in {**REQUIRED_FIELDS, **OPTIONAL_FIELDS}.items():
+        outer, _, inner = field.partition(".")
+        holder = metadata.get(outer) if inner else metadata
+        key = inner or outer
+        if isinstance(holder, dict) and key in holder and not accept(holder[key]):
+            raise ModelFileError(f"{path}: {field} must be {expected}, not {shown(holder[key])}; the file is damaged "
+                                 "or was edited.")
+    try:
+        CropStyle.from_metadata(metadata)
+    except ValueError as err:
+        raise ModelFileError(f"{path}: {err}; the file is damaged or was edited.") from None
     return metadata
 
 
 def _mismatch(directory: Path, metadata: dict, name: str) -> str | None:
-    """Why `name` is not the file the sidecar recorded, or None (it matches, is absent, or no sum was recorded)."""
+    """Why `name` is not the file the sidecar recorded, or None (it matches, or is absent)."""
     path = directory / name
-    expected = metadata.get("files", {}).get(name)
-    if expected is None or not path.is_file() or sha256_of(path) == expected:
+    if not path.is_file() or sha256_of(path) == metadata["files"][name]:
         return None
     return f"{path} does not match its sha256 in {SIDECAR_FILE} (it was changed, swapped or cut short)"
 
@@ -114,13 +176,13 @@ def load_model(directory: str | os.PathLike, verbose: bool = True):
     loads model.weights.h5, saying why in one line (when `verbose`). Raises ModelFileError when
     neither file can be used, or when the sidecar's image_size is not the model's input size.
     """
+    directory = Path(directory)
+    metadata = read_metadata(directory)  # first: a damaged sidecar is refused before Keras is imported
     import keras
 
     import helpers.augment  # noqa: F401  registers the custom augmentation layers for loading
     import helpers.classifier  # noqa: F401  registers FakeAUC
 
-    directory = Path(directory)
-    metadata = read_metadata(directory)
     path = directory / MODEL_FILE
     model, reason = None, _mismatch(directory, metadata, MODEL_FILE)
     if reason is None:

@@ -513,6 +513,8 @@ def train(root=None, profile: config.Profile | str | None = None, out_dir=None, 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's arguments (helpers.cli runs it)."""
+    from helpers import arguments
+
     parser.add_argument("--data", help=f"data root (default: ${config.DATA_ENV} or data/)")
     parser.add_argument("--profile", help=f"smoke, cpu or full (default: ${config.PROFILE_ENV} or cpu)")
     parser.add_argument("--out", help="model folder to write (default: models/<profile>-<data folder>)")
@@ -522,16 +524,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what the model learns 'fake' from: real fakes, self-blended images, or both")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a model already in --out, once the new one is trained")
-    parser.add_argument("--time-budget", type=float, metavar="SECONDS",
+    parser.add_argument("--time-budget", type=arguments.positive_float, metavar="SECONDS",
                         help="stop after the epoch that ends past this many seconds (default: the profile's, "
                              "none for smoke, cpu and full)")
 
 
 def run(args: argparse.Namespace) -> None:
     profile = config.get_profile(args.profile)
-    if args.time_budget is not None:
-        if args.time_budget <= 0:
-            raise BadArgumentError(f"--time-budget must be a positive number of seconds, not {args.time_budget:g}.")
+    if args.time_budget is not None:  # a finite number above 0: argparse checked it
         profile = dataclasses.replace(profile, time_budget_s=args.time_budget)
     train(args.data, profile, args.out, args.backbone, n_blocks=args.unfreeze_blocks, mode=args.mode,
           overwrite=args.overwrite)

@@ -19,23 +19,29 @@ import json
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from helpers import config
 
+if TYPE_CHECKING:
+    import gradio as gr
+
 # Before gradio and huggingface_hub are imported (each reads these once; TensorFlow imports the Hub's
 # package): no telemetry from either, no call home for gradio's latest version or the Hub's agent list.
+# Gradio itself, slow to import, is imported only where the app is built and served, so that a bad
+# argument or model folder is refused at once.
 os.environ[config.GRADIO_ANALYTICS_ENV] = "False"
 os.environ[config.HF_TELEMETRY_ENV] = "1"
 
-import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from helpers import demo  # noqa: E402
+from helpers import arguments, demo  # noqa: E402
 from helpers.errors import UserError  # noqa: E402
 from helpers.detector import Detector, as_detector  # noqa: E402
 
@@ -84,7 +90,7 @@ class Page:
 def describe_model(detector: Detector) -> str:
     """One line on the model: backbone, size, training data, validation ROC-AUC, threshold, face cropping."""
     metadata = detector.metadata
-    trained_on = Path(metadata.get("data", {}).get("root", "")).name or "unrecorded data"
+    trained_on = Path(metadata.get("data", {}).get("root") or "").name or "unrecorded data"
     parts = [f"{detector.backbone} at {detector.image_size} px, trained on {trained_on} "
              f"({metadata.get('profile', 'unknown')} profile)"]
     roc_auc = metadata.get("validation", {}).get("roc_auc")
@@ -211,7 +217,7 @@ class WebDemo:
         return {"folder": self.detector.directory.name if self.detector.directory else None,
                 "backbone": self.detector.backbone, "image_size": self.detector.image_size,
                 "threshold": self.detector.threshold, "saved_at": metadata.get("saved_at"),
-                "trained_on": Path(metadata.get("data", {}).get("root", "")).name or None}
+                "trained_on": Path(metadata.get("data", {}).get("root") or "").name or None}
 
 
 # ----------------------------------------------------------------------------- examples
@@ -264,7 +270,9 @@ def build_app(detector_or_model_dir: Detector | str | os.PathLike, examples: lis
     examples: files to offer beside the upload (default: `write_examples()`); flag_dir: where flags go
     (default: `default_flag_dir()`).
     """
-    detector = as_detector(detector_or_model_dir)
+    detector = as_detector(detector_or_model_dir)  # first: a damaged model folder is refused before gradio loads
+    import gradio as gr
+
     web = WebDemo(detector, flag_dir)
     examples = write_examples() if examples is None else [Path(path) for path in examples]
     with gr.Blocks(title="Deepfake detector", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
@@ -311,15 +319,25 @@ def build_app(detector_or_model_dir: Detector | str | os.PathLike, examples: lis
 
 def serve(app: gr.Blocks, host: str | None = None, port: int | None = None, block: bool = True,
           quiet: bool = False) -> str:
-    """Start the app's server and return its local URL; with block=True, serve until Ctrl-C.
+    """Start the app's server and return its local URL; with block=True, serve until Ctrl-C, then close the
+    server and raise KeyboardInterrupt (so the command exits with 130: gradio's own wait would swallow it).
 
     host, port: default $GRADIO_SERVER_NAME (else 127.0.0.1) and $GRADIO_SERVER_PORT (else 7860 or the next free).
     Nothing is asked of the internet: no share link, analytics or version check, no fonts from elsewhere.
     """
-    _, url, _ = app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block,
+    import gradio as gr
+
+    _, url, _ = app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=True,
                            quiet=quiet, inline=False, max_file_size=demo.MAX_UPLOAD_BYTES, footer_links=["api"],
                            run_history=False, pwa=False, mcp_server=False, ssr_mode=False, enable_monitoring=False,
                            theme=gr.themes.Default(), css=CSS)
+    if block:
+        try:
+            while app.is_running:
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            app.close(verbose=False)
+            raise
     return url
 
 
@@ -351,7 +369,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", help="a saved model folder (model.keras, model.weights.h5, model.json)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: the network)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    parser.add_argument("--port", type=arguments.port, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     parser.add_argument("--flag-dir", type=Path, help="where the flag buttons save uploads and their verdicts "
                         f"(default: ${config.FLAG_DIR_ENV}, else data/flagged)")
 
