@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 
-from helpers import acquire, config, lesson_sets, notebook
+from helpers import acquire, config, data, lesson_sets, notebook
 from helpers.errors import BadArgumentError
 from tests.conftest import write_jpeg
 
@@ -260,3 +260,10 @@ def test_ctrl_c_in_a_lesson_ends_the_cell_with_one_line(shell, capsys):
     assert capsys.readouterr().err.startswith("Interrupted: the cell stopped here")
     shell.run_cell("1 / 0")
     assert "ZeroDivisionError" in capsys.readouterr().out, "other errors keep their traceback"
+
+
+def test_a_root_with_two_real_folders_stops_the_lesson_instead_of_reading_as_empty(clean_env, tmp_path):
+    for name in ("real", "Real", "fake"):
+        write_jpeg(tmp_path / "faces" / name / "a.jpg", seed=1)
+    with pytest.raises(data.AmbiguousLayoutError, match="two folders for the real class"):
+        notebook.report_data(tmp_path / "faces")

@@ -49,6 +49,10 @@ class DatasetLayoutError(UserError, ValueError):
     """The folder does not hold images in a layout we understand."""
 
 
+class AmbiguousLayoutError(DatasetLayoutError):
+    """The folder holds data, but in two ways at once (Real/ and real/, both layouts): which to use is the user's call."""
+
+
 def _subdirs(folder: Path) -> list[Path]:
     """Visible sub-folders, sorted."""
     return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
@@ -64,7 +68,7 @@ def _named_subdirs(folder: Path, aliases: dict[str, str], kind: str) -> dict[str
     for path in _subdirs(folder):
         meaning = aliases.get(path.name.lower())
         if meaning in found:
-            raise DatasetLayoutError(f"{folder} has two folders for the {meaning} {kind}, {found[meaning].name} and "
+            raise AmbiguousLayoutError(f"{folder} has two folders for the {meaning} {kind}, {found[meaning].name} and "
                                      f"{path.name}: keep one (move the other's images into it).")
         if meaning:
             found[meaning] = path
@@ -108,7 +112,7 @@ def find_layout(root: Path) -> tuple[str, Path]:
     classes = _named_subdirs(root, _CLASS_ALIASES, "class")
     if splits and classes:
         names = ", ".join(path.name for path in [*splits.values(), *classes.values()])
-        raise DatasetLayoutError(f"{root} holds both layouts ({names}): split folders and real/fake folders side "
+        raise AmbiguousLayoutError(f"{root} holds both layouts ({names}): split folders and real/fake folders side "
                                  "by side; move one of the two out, so that no image is left out unseen.")
     if splits:
         return "splits", root

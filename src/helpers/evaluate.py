@@ -199,7 +199,8 @@ def format_summary(result: dict) -> str:
     if result.get("ci95_groups", result["n"]) < result["n"]:
         lines.append(f"intervals: resampled by group ({result['ci95_groups']} groups of images, "
                      "such as source videos), not image by image")
-    lines += [f"skipped: {files.one_line(item['relpath'])}: {files.one_line(item['error'])}" for item in result["skipped"]]
+    lines += [f"skipped: {files.one_line(item['relpath'])}: {files.one_line(item['error'])}"
+              for item in result["skipped"]]
     if result["overlap_warning"]:
         lines.append(f"WARNING: {result['overlap_warning']}")
     return files.printable("\n".join(lines))

@@ -94,9 +94,15 @@ def keep_files_on_drive(use_drive: bool = True) -> Path | None:
 
 
 def data_layout(root: Path) -> tuple[str, Path] | None:
-    """(layout, folder) of a data root, or None when it holds no data yet."""
+    """(layout, folder) of a data root, or None when it holds no data yet.
+
+    A root that holds data in two ways at once (`data.AmbiguousLayoutError`) is not "no data": its
+    one-line error stops the lesson, naming both folders.
+    """
     try:
         return data.find_layout(root)
+    except data.AmbiguousLayoutError:
+        raise
     except data.DatasetLayoutError:
         return None
 
