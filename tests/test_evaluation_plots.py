@@ -1,11 +1,11 @@
-"""Lesson 05's figures and tables: they draw, and the tables and the sentence say what the numbers say."""
+"""Lessons 05 and 06's figures and tables: they draw, and the tables and the sentences say what the numbers say."""
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
 from helpers import evaluation_plots as ep
-from helpers import metrics
+from helpers import gradcam, metrics
 from helpers.detector import as_detector
 
 LABELS = np.array([0, 0, 0, 0, 1, 1, 1, 1])
@@ -69,6 +69,33 @@ def test_interval_table_brackets_every_estimate():
     assert np.allclose(table["width"], table["high"] - table["low"], atol=0.002)
 
 
+def test_interval_comparison_sets_two_ways_side_by_side():
+    labels, scores = _sample(60, 0.3)
+    per_image = metrics.confidence_intervals(labels, scores, 0.5)
+    pairs = np.r_[np.arange(60), np.arange(60)]  # the i-th real and the i-th fake form a group
+    grouped = metrics.confidence_intervals(labels, scores, 0.5, groups=pairs)
+    table = ep.interval_comparison({"image by image": per_image, "by pair": grouped})
+    assert list(table.index) == ["ROC-AUC", "accuracy", "balanced accuracy", "recall real", "recall fake"]
+    assert table.loc["ROC-AUC", ("by pair", "low")] == round(grouped["roc_auc"][0], 3)
+    assert table.loc["recall fake", ("image by image", "width")] == round(np.diff(per_image["recall_fake"])[0], 3)
+
+
+def test_calibration_table_and_reliability_comparison():
+    labels = np.r_[np.zeros(300, int), np.ones(100, int)]
+    lower = np.r_[np.full(300, 0.2), np.full(100, 0.6)]
+    named = {"raw": lower ** 0.3, "lower": lower}  # the raw scores: too high everywhere
+    table = ep.calibration_table(labels, named)
+    assert table.attrs["fake_share"] == 0.25
+    assert table.loc["lower", "mean p(fake)"] == 0.3 and table.loc["raw", "mean p(fake)"] > 0.6
+    assert table.loc["lower", "log loss"] < table.loc["raw", "log loss"]
+    assert table.loc["lower", "Brier score"] == round((300 * 0.2 ** 2 + 100 * 0.4 ** 2) / 400, 3)
+    fig = ep.reliability_comparison(labels, named, bins=5)
+    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert legend[2] == f"lower (log loss {table.loc['lower', 'log loss']:.3f}, Brier 0.070)"
+    assert fig.axes[0].get_lines()[2].get_ydata().tolist() == [0.0, 1.0]  # bins at 0.2 and 0.6: 0% and 100% fake
+    plt.close(fig)
+
+
 def test_transfer_sentence_follows_the_intervals():
     home = metrics.summary(*_sample(150, 0.4), 0.5, intervals=True)
     chance = metrics.summary(*_sample(150, 0.0, seed=1), 0.5, intervals=True)
@@ -112,8 +139,10 @@ def test_robustness_reading_reads_the_paired_change():
         _robustness_rows("sharpen", CLEAN, (0.94, 0.91, 0.97, 0.88, 0.84, 0.92), (-0.03, -0.05, -0.01, -0.02, -0.04, 0.0)),
         _robustness_rows("crush", CLEAN, (0.55, 0.45, 0.65, 0.50, 0.45, 0.55), (-0.42, -0.52, -0.32, -0.40, -0.45, -0.35)),
         _robustness_rows("denoise", CLEAN, (0.99, 0.98, 1.00, 0.93, 0.90, 0.96), (0.02, 0.01, 0.03, 0.03, 0.0, 0.06)),
+        # The ranking holds, but the verdicts at the threshold improve beyond the noise of these images.
+        _robustness_rows("shrink", CLEAN, (0.97, 0.95, 0.99, 0.95, 0.92, 0.98), (0.0, -0.02, 0.02, 0.05, 0.02, 0.08)),
     ], ignore_index=True)
-    blur, jpeg, noise, downscale, sharpen, crush, denoise = ep.robustness_reading(table).splitlines()
+    blur, jpeg, noise, downscale, sharpen, crush, denoise, shrink = ep.robustness_reading(table).splitlines()
     assert blur.startswith("blur at sigma 3: ROC-AUC 0.970 \u2192 0.960, change -0.010 [-0.030, +0.010]; "
                            "balanced accuracy 0.90 \u2192 0.52, change -0.38 [-0.44, -0.32]")
     assert "the ranking survives but the threshold does not" in blur
@@ -121,6 +150,7 @@ def test_robustness_reading_reads_the_paired_change():
     assert "cannot be told from chance" in downscale
     assert "the ranking weakens (the paired drop excludes 0)" in sharpen
     assert "breaks, down to chance" in crush and "the ranking improves" in denoise
+    assert "the verdicts at the threshold improve" in shrink and "neither paired change" not in shrink
 
 
 def test_most_confident_picks_by_outcome(scores):
@@ -142,6 +172,12 @@ def test_gradcam_grid_and_robustness_plot(trained_model_dir, scores):
     plt.close(fig)
     originals, heatmaps = ep.gradcam_maps(detector, examples)
     assert len(originals) == 2 and heatmaps.shape == (2, detector.image_size, detector.image_size)
+    given = ep.gradcam_grid(detector, examples, heatmaps=np.zeros_like(heatmaps))  # maps computed elsewhere
+    drawn = [ax.images[0].get_array() for ax in given.axes if ax.images]
+    assert np.array_equal(drawn[1], gradcam.overlay(originals[0], np.zeros_like(heatmaps[0])))
+    plt.close(given)
+    with pytest.raises(ValueError, match="one heatmap per example"):
+        ep.gradcam_grid(detector, examples, heatmaps=heatmaps[:1])
     shares, _ = ep.border_heat_share(heatmaps)
     assert all(np.isnan(share) or 0 <= share <= 1 for share in shares)
     table = pd.DataFrame({"perturbation": ["jpeg"] * 3, "step": [0, 1, 2], "level": [np.nan, 50, 10],

@@ -222,3 +222,68 @@ def test_grouped_intervals_flow_through_every_entry_point_and_refuse_bad_groups(
         metrics.bootstrap_interval(labels, scores, metrics.roc_auc, groups=videos[:-1])
     with pytest.raises(ValueError, match="at least two groups"):
         metrics.bootstrap_interval([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4], metrics.roc_auc, groups=["a"] * 4)
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def _calibrated(n: int = 20000, seed: int = 0, spread: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """True log-odds and labels drawn from them: sigmoid(true log-odds) is a calibrated p(fake)."""
+    rng = np.random.default_rng(seed)
+    true_logits = rng.normal(0.0, spread, n)
+    return true_logits, (rng.random(n) < 1 / (1 + np.exp(-true_logits))).astype(int)
+
+
+def _sigmoid(values):
+    return 1 / (1 + np.exp(-values))
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.5])
+def test_fit_temperature_recovers_the_temperature_the_scores_were_made_with(temperature):
+    true_logits, labels = _calibrated()
+    scores = _sigmoid(true_logits * temperature)  # logits T times too large: T > 1 over-confident, T < 1 timid
+    fitted = metrics.fit_temperature(labels, scores)
+    assert fitted.temperature == pytest.approx(temperature, rel=0.05) and fitted.bias == 0.0
+    np.testing.assert_allclose(fitted(scores), _sigmoid(true_logits), atol=0.02)
+    assert metrics.log_loss(labels, fitted(scores)) < metrics.log_loss(labels, scores)
+
+
+def test_a_temperature_cannot_move_the_prior_but_a_bias_can():
+    """Scores whose log-odds are all raised by log 3 (class weights on three real per fake)."""
+    true_logits, labels = _calibrated(spread=1.0)
+    shifted = _sigmoid(true_logits + np.log(3))
+    temperature_only = metrics.fit_temperature(labels, shifted)
+    platt = metrics.fit_temperature(labels, shifted, bias=True)
+    assert platt.temperature == pytest.approx(1.0, rel=0.05) and platt.bias == pytest.approx(-np.log(3), abs=0.06)
+    assert temperature_only(np.array([0.5]))[0] == pytest.approx(0.5)  # dividing a logit of 0 leaves it at 0
+    losses = {name: metrics.log_loss(labels, calibration(shifted)) for name, calibration in
+              (("temperature", temperature_only), ("platt", platt), ("prior", metrics.prior_correction(0.75, 0.5)))}
+    assert losses["platt"] < losses["temperature"] - 0.01 and losses["prior"] < losses["temperature"] - 0.01
+    assert losses["prior"] == pytest.approx(metrics.log_loss(labels, _sigmoid(true_logits)), abs=1e-9)
+
+
+def test_the_prior_correction_undoes_balanced_class_weights():
+    """A logistic regression trained with balanced class weights on three real per fake, corrected in closed form."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(4)
+    labels = np.r_[np.zeros(30000, int), np.ones(10000, int)]
+    features = (rng.normal(0, 1, labels.size) + 1.2 * labels)[:, None]
+    plain = LogisticRegression().fit(features, labels).predict_proba(features)[:, 1]
+    weighted = LogisticRegression(class_weight="balanced").fit(features, labels).predict_proba(features)[:, 1]
+    assert weighted.mean() > labels.mean() + 0.1, "balanced weights inflate p(fake)"
+    corrected = metrics.prior_correction(0.5, labels.mean())(weighted)
+    assert metrics.prior_correction(0.5, 0.25).bias == pytest.approx(-np.log(3))
+    np.testing.assert_allclose(corrected, plain, atol=0.01)
+    assert metrics.log_loss(labels, corrected) < metrics.log_loss(labels, weighted)
+
+
+def test_calibration_helpers_on_the_edges():
+    assert np.isfinite(metrics.logits([0.0, 1.0])).all() and metrics.logits([0.5])[0] == 0.0
+    assert metrics.log_loss([1, 0], [1.0, 0.0]) == pytest.approx(0.0, abs=1e-6)
+    assert metrics.log_loss([0, 1], [0.5, 0.5]) == pytest.approx(np.log(2))
+    np.testing.assert_allclose(metrics.Calibration()([0.1, 0.9]), [0.1, 0.9])
+    with pytest.raises(ValueError, match="both classes"):
+        metrics.fit_temperature([1, 1], [0.2, 0.9])
+    with pytest.raises(ValueError, match="strictly between"):
+        metrics.prior_correction(0.5, 1.0)

@@ -1,4 +1,5 @@
-"""Figures and tables for lesson 05: confusion matrices, curves, calibration, errors, Grad-CAM, robustness.
+"""Figures and tables for lessons 05 and 06: confusion matrices, curves, intervals, calibration (05);
+errors, Grad-CAM, robustness (06).
 
 The functions take labels and p(fake) scores, or what `evaluate` and `robustness` return, and give
 back a matplotlib Figure, a DataFrame or a sentence; the notebook saves and shows them. Sentences
@@ -66,6 +67,26 @@ def interval_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").round(3)
 
 
+INTERVAL_NAMES = {"roc_auc": "ROC-AUC", "accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
+                  "recall_real": "recall real", "recall_fake": "recall fake"}
+
+
+def interval_comparison(named_intervals: dict[str, dict]) -> pd.DataFrame:
+    """Intervals of the same numbers computed in several ways, side by side: low, high and width of each.
+
+    `named_intervals` maps a name (e.g. "image by image", "by source video") to what
+    `metrics.confidence_intervals` returns; one row per metric.
+    """
+    columns = {}
+    for name, intervals in named_intervals.items():
+        for key, label in INTERVAL_NAMES.items():
+            low, high = intervals[key]
+            columns.setdefault((name, "low"), {})[label] = low
+            columns.setdefault((name, "high"), {})[label] = high
+            columns.setdefault((name, "width"), {})[label] = high - low
+    return pd.DataFrame(columns).round(3)
+
+
 # ----------------------------------------------------------------------------- curves
 
 
@@ -116,6 +137,39 @@ def reliability(labels, scores, bins: int = 10) -> plt.Figure:
         hist_ax.hist(scores[labels == label], bins=edges, alpha=0.6, label=name)
     hist_ax.set(xlabel="p(fake)", ylabel="images", xlim=(0, 1))
     hist_ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def calibration_table(labels, named_scores: dict) -> pd.DataFrame:
+    """For each named set of p(fake) scores on the same images: the mean p(fake), the log loss and the Brier score.
+
+    The mean p(fake) of calibrated scores is close to the share of fakes (kept in `attrs["fake_share"]`);
+    lower log loss and Brier score are better.
+    """
+    labels = np.asarray(labels, int)
+    rows = {name: {"mean p(fake)": float(np.mean(scores)), "log loss": metrics.log_loss(labels, scores),
+                   "Brier score": float(skm.brier_score_loss(labels, np.asarray(scores, float)))}
+            for name, scores in named_scores.items()}
+    table = pd.DataFrame.from_dict(rows, orient="index").round(3)
+    table.attrs["fake_share"] = float(labels.mean())
+    return table
+
+
+def reliability_comparison(labels, named_scores: dict, bins: int = 10) -> plt.Figure:
+    """One reliability curve per named set of scores on the same images, with its log loss and Brier score."""
+    labels = np.asarray(labels, int)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    table = calibration_table(labels, named_scores)
+    for name, scores in named_scores.items():
+        fraction_fake, mean_score = calibration_curve(labels, np.asarray(scores, float), n_bins=bins,
+                                                      strategy="uniform")
+        ax.plot(mean_score, fraction_fake, marker="o", label=f"{name} (log loss {table.loc[name, 'log loss']:.3f}, "
+                                                             f"Brier {table.loc[name, 'Brier score']:.3f})")
+    ax.set(title="Reliability before and after calibration", xlabel="p(fake)", ylabel="share that is fake",
+           xlim=(0, 1), ylim=(-0.02, 1.02))
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -180,13 +234,19 @@ def border_heat_share(heatmaps: np.ndarray, band: float = 0.15) -> tuple[np.ndar
     return shares, float((~inner).mean())
 
 
-def gradcam_grid(detector: Detector, examples: pd.DataFrame, alpha: float = 0.4) -> plt.Figure:
+def gradcam_grid(detector: Detector, examples: pd.DataFrame, alpha: float = 0.4, heatmaps=None) -> plt.Figure:
     """For each example, the image and its Grad-CAM map for "fake" overlaid, side by side.
 
     The map is computed on what the model sees (the image at its input size) and drawn over the
-    original, so the details stay visible.
+    original, so the details stay visible. `heatmaps` (one per example, as `gradcam_maps` gives them)
+    draws maps already computed instead.
     """
-    originals, heatmaps = gradcam_maps(detector, examples)
+    if heatmaps is None:
+        originals, heatmaps = gradcam_maps(detector, examples)
+    else:
+        originals = [images.load_image(path) for path in examples["path"]]
+        if len(heatmaps) != len(originals):
+            raise ValueError(f"Need one heatmap per example: got {len(heatmaps)} for {len(originals)}.")
     pictures, titles = [], []
     for original, heatmap, row in zip(originals, heatmaps, examples.itertuples()):
         pictures += [original, gradcam.overlay(original, heatmap, alpha=alpha)]
@@ -262,6 +322,9 @@ def _robustness_verdict(clean, harsh) -> str:
                 "part on detail this perturbation destroys")
     if harsh["roc_auc_change_low"] > 0:
         return "the ranking improves (the paired change excludes 0), which is worth understanding before trusting"
+    if harsh["balanced_accuracy_change_low"] > 0:
+        return ("the ranking holds and the verdicts at the threshold improve (that paired change excludes 0): the "
+                "scores moved across the threshold the lucky way, which is worth understanding before trusting")
     if harsh["balanced_accuracy_change_high"] >= 0 and harsh["balanced_accuracy_low"] > 0.5:
         return "both the ranking and the verdicts at the threshold hold: neither paired change excludes 0"
     return ("the ranking survives but the threshold does not: the scores keep their order but move past "

@@ -2,7 +2,10 @@
 
 For the last convolutional activation A (height x width x channels), each channel k gets a weight
 alpha_k = the spatial mean of d score / d A_k; the map is ReLU(sum_k alpha_k A_k), upsampled
-bilinearly to the image and scaled to 0..1 per image.
+bilinearly to the image and scaled to 0..1 per image. Lesson 06 writes these steps by hand with
+`tf.GradientTape` for our flat detector; tests/test_lesson_code_05_06.py checks that its maps are
+this module's. What this module adds: it finds the layer, also inside a nested backbone (below), it
+reads any softmax Dense output's centred logit, and it runs long lists of images in batches.
 
 The nested-backbone trap. Keras tutorials often wrap the backbone as one layer
 (`inputs -> base_model(x) -> pooling -> Dense`), and then `model.get_layer("top_activation")` fails:

@@ -3,15 +3,18 @@
 Plain NumPy, SciPy and scikit-learn, no TensorFlow: the same function scores a Keras model, an
 exported model or a spreadsheet of predictions. Every number comes with a bootstrap interval on
 request, because a few hundred test images leave a lot of room for chance; where the images come in
-groups (the real and the fake of one source video), the bootstrap resamples whole groups.
+groups (the real and the fake of one source video), the bootstrap resamples whole groups. Calibration
+maps on the logit (temperature scaling, Platt scaling, the prior correction) turn scores into
+probabilities that can be read literally, fitted on validation data only.
 """
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, special, stats
 from sklearn import metrics as skm
 
 from helpers import config
@@ -281,3 +284,84 @@ def confidence_intervals(labels, scores, threshold: float, confidence: float = 0
         return dict.fromkeys(statistics)
     return {name: list(bootstrap_interval(labels, scores, statistic, confidence, n_resamples, seed, groups))
             for name, statistic in statistics.items()}
+
+
+# ----------------------------------------------------------------------------- calibration
+
+SCORE_CLIP = 1e-7  # p(fake) is kept this far from 0 and 1 before its logit is taken
+TEMPERATURE_BOUNDS = (0.01, 100.0)  # the temperatures fit_temperature searches between
+
+
+def logits(scores) -> np.ndarray:
+    """The log-odds log(p / (1 - p)) of each p(fake), with p clipped to [SCORE_CLIP, 1 - SCORE_CLIP] first.
+
+    A float32 p(fake) of exactly 0 or 1 has lost its logit (the softmax saturated); the clip caps such
+    a score at about +-16 instead of infinity.
+    """
+    return special.logit(np.clip(np.asarray(scores, dtype=float).ravel(), SCORE_CLIP, 1 - SCORE_CLIP))
+
+
+def log_loss(labels, scores) -> float:
+    """The mean negative log-likelihood of the labels under p(fake) (lower is better), on clipped scores.
+
+    Computed from the logits z as log(1 + exp(-z)) for a fake and log(1 + exp(z)) for a real image,
+    which stays finite and exact where p is near 0 or 1.
+    """
+    labels, scores = _check(labels, scores)
+    return _log_loss_of_logits(2 * labels - 1, logits(scores))
+
+
+def _log_loss_of_logits(signs: np.ndarray, values: np.ndarray) -> float:
+    return float(np.mean(np.logaddexp(0.0, -signs * values)))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A calibration map on the logit: p(fake) -> sigmoid(logit(p) / temperature + bias).
+
+    The temperature scales every logit, so it makes scores less (T > 1) or more (T < 1) confident and
+    leaves 0.5 where it is: it cannot move the prior. The bias shifts every logit by the same amount,
+    which moves the prior (the log-odds of the base rate). Neither changes the order of the scores,
+    so ROC-AUC stays the same.
+    """
+
+    temperature: float = 1.0
+    bias: float = 0.0
+
+    def __call__(self, scores) -> np.ndarray:
+        return special.expit(logits(scores) / self.temperature + self.bias)
+
+
+def fit_temperature(labels, scores, bias: bool = False) -> Calibration:
+    """Temperature scaling (Guo et al., 2017): the T that minimises the log loss of sigmoid(logit(p) / T).
+
+    Fit it on validation labels and scores, never on the test set. With `bias`, Platt scaling: a
+    temperature and a bias fitted together (a logistic regression on the logit), which can also move
+    the prior. T is searched between TEMPERATURE_BOUNDS, on a log scale.
+    """
+    labels, scores = _check(labels, scores)
+    if len(np.unique(labels)) < 2:
+        raise ValueError("Fitting a calibration needs images of both classes.")
+    signs, values = 2 * labels - 1, logits(scores)
+    low, high = np.log(TEMPERATURE_BOUNDS)
+    if not bias:
+        found = optimize.minimize_scalar(lambda log_t: _log_loss_of_logits(signs, values / np.exp(log_t)),
+                                         bounds=(low, high), method="bounded")
+        return Calibration(temperature=float(np.exp(found.x)))
+    found = optimize.minimize(lambda p: _log_loss_of_logits(signs, values / np.exp(p[0]) + p[1]), x0=[0.0, 0.0],
+                              method="L-BFGS-B", bounds=[(low, high), (None, None)])
+    return Calibration(temperature=float(np.exp(found.x[0])), bias=float(found.x[1]))
+
+
+def prior_correction(trained_fake_share: float, fake_share: float) -> Calibration:
+    """The closed-form correction for a model trained as if `trained_fake_share` of the images were fake.
+
+    Class weights that make both classes count equally train for a 50:50 prior (`trained_fake_share`
+    0.5) on a set whose real share of fakes is `fake_share`: the model's log-odds come out too high
+    by logit(0.5) - logit(fake_share), log 3 for three real images per fake. The correction shifts
+    every logit back by that amount; nothing is fitted.
+    """
+    for name, share in (("trained_fake_share", trained_fake_share), ("fake_share", fake_share)):
+        if not 0 < share < 1:
+            raise ValueError(f"{name} must lie strictly between 0 and 1, got {share}.")
+    return Calibration(bias=float(special.logit(fake_share) - special.logit(trained_fake_share)))
