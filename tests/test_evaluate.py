@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from helpers import cli, data, evaluate, metrics, saving
+from helpers import cli, config, data, evaluate, metrics, saving
 from helpers.detector import as_detector
 from tests.test_data import byte_names, undecodable
 from tests.test_predict import write_bad_files
@@ -42,7 +42,7 @@ def test_test_split_metrics_and_scores(detector, dfdc):
     assert result.metrics["at_0.5"]["threshold"] == 0.5
     assert result.metrics["data"]["layout"] == "splits" and result.skipped.empty
     scores = result.scores
-    assert list(scores.columns) == ["path", "relpath", "split", "label", "class_name", "p_fake", "predicted"]
+    assert list(scores.columns) == ["path", "relpath", "split", "label", "class_name", "group", "p_fake", "predicted"]
     assert set(scores["split"]) == {"test"} and scores["p_fake"].between(0, 1).all()
     first = scores.iloc[0]
     assert first["p_fake"] == pytest.approx(detector.predict_image(first["path"]).p_fake, abs=1e-5)
@@ -169,11 +169,16 @@ def _by_source_video(frame):
 
 def test_intervals_resample_the_groups_the_data_names(detector, dfdc, monkeypatch, tmp_path):
     """When the frame has a `group` column, every interval is the grouped one, and the JSON keeps the groups."""
-    plain = evaluate.evaluate(detector, dfdc, profile="smoke", progress=False)
     index = data.index_dataset
-    monkeypatch.setattr(data, "index_dataset", lambda *args, **kwargs: _by_source_video(index(*args, **kwargs)))
-    grouped = evaluate.evaluate(detector, dfdc, profile="smoke", progress=False)
+    monkeypatch.setattr(data, "index_dataset",
+                        lambda *args, **kwargs: index(*args, **kwargs).drop(columns=config.GROUP_COLUMN))
+    plain = evaluate.evaluate(detector, dfdc, profile="smoke", progress=False)
+    monkeypatch.undo()
+    grouped = evaluate.evaluate(detector, dfdc, profile="smoke", progress=False)  # the index names the videos
     scores = grouped.scores
+    numbers = _by_source_video(scores)["group"]  # the same pairs as the file numbers, named by video
+    assert scores.groupby("group")[[]].ngroups == numbers.nunique()
+    assert (numbers.groupby(scores["group"]).nunique() == 1).all()
     assert scores["relpath"].tolist() == plain.scores["relpath"].tolist()
     assert scores["group"].nunique() < len(scores), "the smoke subset holds some matched pairs"
     assert grouped.metrics["ci95_groups"] == scores["group"].nunique() and plain.metrics["ci95_groups"] == len(scores)

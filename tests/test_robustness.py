@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from helpers import data, robustness, spectrum
+from helpers import config, data, robustness, spectrum
 from helpers.detector import as_detector
 from tests.test_spectrum import textured_images
 
@@ -22,8 +22,8 @@ def detector(trained_model_dir):
 
 @pytest.fixture(scope="module")
 def faces(dfdc) -> pd.DataFrame:
-    """Six real and six fake test faces."""
-    frame = data.index_dataset(dfdc)
+    """Six real and six fake test faces, each its own group (the index's source videos dropped)."""
+    frame = data.index_dataset(dfdc).drop(columns=config.GROUP_COLUMN)
     return frame[frame["split"] == "test"].groupby("label").head(6).reset_index(drop=True)
 
 
@@ -186,10 +186,12 @@ def test_every_change_is_read_against_the_clean_step_on_the_same_images(table):
             (harsh["roc_auc_high"] - harsh["roc_auc_low"]) + (clean["roc_auc_high"] - clean["roc_auc_low"]).max()).all()
 
 
-def test_the_intervals_resample_the_groups_the_frame_names(table, detector, faces):
+def test_the_intervals_resample_the_groups_the_frame_names(table, detector, faces, dfdc):
     """The six real and six fake faces are six source videos' pairs (real_NNNNN and fake_NNNNN)."""
     videos = faces["relpath"].str.extract(r"_(\d+)\.", expand=False)
     assert videos.nunique() == 6
+    index = data.index_dataset(dfdc).set_index("relpath")[config.GROUP_COLUMN]
+    assert index[faces["relpath"]].nunique() == 6, "the data index names the same six pairs"
     grouped = robustness.robustness_table(detector, faces.assign(group=videos), perturbations=("jpeg",),
                                           levels={"jpeg": [10]})
     plain = table[table["perturbation"] == "jpeg"].iloc[[0, 2]].reset_index(drop=True)

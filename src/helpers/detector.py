@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import classifier, config, litert, saving
+from helpers import config, litert, saving
 from helpers.config import RUNTIMES
 from helpers.errors import BadArgumentError, UserError
 from helpers.faces import CropStyle, Face, crop_face, find_faces_in_many
@@ -79,6 +79,8 @@ class Detector:
         self.threshold = float(metadata["threshold"])
         self.backbone = str(metadata["backbone"])
         self.crop_style = CropStyle.from_metadata(metadata)  # None: a model trained before face finding
+        from helpers import classifier  # Keras: imported when a model is in hand, so that importing this is light
+
         self._forward = classifier.inference_function(model)  # traced once, whatever the batch size
         if runtime not in RUNTIMES:
             raise BadArgumentError(f"Unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
