@@ -21,6 +21,9 @@ from helpers.evaluate import OverlapWarning, evaluate
 
 
 RESULTS_DIR = config.REPO_ROOT / "benchmarks" / "generalisation"  # committed: one JSON per training set
+# Shiohara & Yamasaki's released SBI model on DFDC, as their repository (mapooon/SelfBlendedImages) reports it:
+# video-level ROC-AUC on DFDC's own test videos, with their protocol, not on our crops.
+PAPER_SBI_DFDC_ROC_AUC = 0.7301
 
 
 def data_roots(settings: config.Settings) -> dict[str, Path]:
