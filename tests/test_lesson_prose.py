@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import config, ladder
+from helpers import config, generalisation, ladder
 
 NOTEBOOKS = config.REPO_ROOT / "notebooks"
 
@@ -62,3 +62,24 @@ def test_dfdc_faces_crops_are_as_tight_as_the_face_and_ffhq_keeps_a_margin():
     scale = {name: json.loads((config.REPO_ROOT / "benchmarks" / "faces" / f"{name}.json").read_text())["crop_style"]["scale"]
              for name in ("dfdc-faces", "ffhq-stylegan2")}
     assert scale["dfdc-faces"] < 1.1 and scale["ffhq-stylegan2"] > 1.3
+
+
+SEEDS = sorted(ladder.SEEDS_DIR.glob("*.json"))
+GENERALISATION = sorted(generalisation.RESULTS_DIR.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SEEDS, ids=lambda path: path.stem)
+def test_each_committed_seeds_result_is_on_a_ladders_test_images(path, ladders):
+    """Lesson 04 pairs each seeds result with the ladder scored on the same images, by source video on dfdc-faces."""
+    seeds = json.loads(path.read_text())
+    assert ladder.seeds_for(ladders[seeds["data"]], [seeds]) is seeds, "another profile or other test images"
+    assert ("test_groups" in seeds) == (seeds["data"] == "dfdc-faces")
+    assert "by source video on `dfdc-faces`" in markdown("04_fine_tuning.ipynb")
+
+
+@pytest.mark.parametrize("path", GENERALISATION, ids=lambda path: path.stem)
+def test_the_committed_generalisation_results_group_dfdc_faces_by_source_video(path):
+    assert "resampling whole source videos on `dfdc-faces`" in markdown("08_generalisation.ipynb")
+    result = json.loads(path.read_text())
+    for name, images in result["test_sets"].items():
+        assert ("test_groups" in images) == (name == "dfdc-faces"), name
