@@ -150,3 +150,22 @@ def test_load_results_says_what_to_run(tmp_path):
         generalisation.load_results(tmp_path)
     (tmp_path / "x.json").write_text(json.dumps({"data": "x"}))
     assert generalisation.load_results(tmp_path) == [{"data": "x"}]
+
+
+def test_mode_differences_pair_each_model_with_the_standard_one_on_the_same_images():
+    rng = np.random.default_rng(2)
+    sets = {"dfdc": np.r_[np.zeros(40, int), np.ones(40, int)], "ffhq": np.r_[np.zeros(45, int), np.ones(15, int)]}
+    pairs = np.r_[np.arange(40), np.arange(40)].tolist()
+    results = [generalisation.with_groups(_stored("dfdc", sets, rng), "dfdc", pairs), _stored("ffhq", sets, rng)]
+    table = generalisation.mode_differences(results)
+    assert list(zip(table["trained on"], table["mode"], table["tested on"])) == [
+        ("dfdc", "real+sbi", "dfdc"), ("dfdc", "real+sbi", "ffhq"), ("ffhq", "real+sbi", "dfdc"), ("ffhq", "real+sbi", "ffhq")]
+    row = table.iloc[0]  # real+sbi against real+fake, both trained on dfdc, on dfdc's test images: by source video
+    labels, models = sets["dfdc"], results[0]["models"]
+    sbi_scores, standard = (np.asarray(model["tested"]["dfdc"]["test_scores"]) for model in models[::-1])
+    assert row["Δ ROC-AUC vs real+fake"] == pytest.approx(metrics.roc_auc(labels, sbi_scores) - metrics.roc_auc(labels, standard))
+    assert (row["low"], row["high"]) == metrics.paired_difference_interval(labels, sbi_scores, standard, metrics.roc_auc,
+                                                                            groups=pairs)
+    assert row["high"] < 0 and row["reading"] == "worse on these test images", "a weak model against a strong one"
+    assert table["in-domain"].tolist() == [True, False, False, True]
+    assert generalisation.mode_differences(results, baseline="real+fake+sbi").empty

@@ -203,3 +203,71 @@ def test_seed_summary_and_tables_give_the_spread_across_seeds():
     assert list(steps.index) == ["1 → 4"] and steps.loc["1 → 4", "pairings"] == 9
     assert steps.loc["1 → 4", "smallest"] == round(min(aucs) - max(below), 3)
     assert steps.loc["1 → 4", "Δ ROC-AUC, difference of means"] == round(np.mean(aucs) - np.mean(below), 3)
+
+
+def test_the_capstones_cut_layer_by_layer_and_what_rung_2_changes():
+    model = classifier.build_classifier("efficientnet_lite0", image_size=64, weights=None)
+    flags = [layer.trainable for layer in model.layers]
+    cut = ladder.capstone_cut(model)
+    assert [layer.trainable for layer in model.layers] == flags, "the model's flags are put back"
+    assert cut["in the top 30"].sum() == ladder.CAPSTONE_LAYERS and set(cut["block"]) == {"block6c", "block6d", "block7a", "top"}
+    assert cut.loc[~cut["in the top 30"], "layer"].tolist() == ["block6c_expand_conv"]
+    gained = cut[cut["trains in rung 2"] & ~cut["trains in rungs 0-1"]]
+    lost = cut[~cut["trains in rung 2"] & cut["trains in rungs 0-1"]]
+    assert gained["layer"].tolist() == ["block6c_expand_conv"]
+    assert (lost["type"] == "BatchNormalization").all() and len(lost) == 10
+    assert not cut.loc[~cut["weights"], ["trains in rungs 0-1", "trains in rung 2"]].any().any()
+    sentences = ladder.describe_cut(cut)
+    assert "leaving out 1 of its layers: block6c_expand_conv" in sentences
+    assert "train block6c_expand_conv besides, and freeze 10 BatchNormalization layers" in sentences
+
+
+def test_rung_zero_beside_what_the_capstone_reported():
+    labels = np.r_[np.zeros(30, int), np.ones(30, int)]
+    scores = np.random.default_rng(0).random(60)
+
+    def result(rung0_scores) -> dict:
+        return {"data": "fake-set", "backbone": "efficientnet_lite0", "profile": "smoke",
+                "rungs": [{"test": ladder.rung_metrics(labels, rung0_scores, 0.5)}]}
+
+    first, rung0 = ladder.rung_zero_sentences([result(np.full(60, 0.7))])  # every face "fake" at 0.5
+    assert "accuracy 0.64, fake recall 0.42" in first
+    assert "accuracy 0.50, fake recall 1.00, real recall 0.00" in rung0 and "It calls every test face fake." in rung0
+    assert rung0.endswith("indistinguishable from chance: its interval holds 0.5.")
+    assert "every test face" not in ladder.rung_zero_sentences([result(scores)])[1]
+
+
+@pytest.mark.parametrize("interval, pairings, expected", [
+    ((0.02, 0.10), None, "helped on these test images; retraining not measured (each rung was trained once)"),
+    ((-0.01, 0.05), None, "no clear difference on these test images; retraining not measured"),
+    ((0.02, 0.10), [0.01, 0.03, 0.05, 0.02], "helped, beyond both sources of noise"),
+    ((-0.10, -0.02), [-0.01, -0.03], "hurt, beyond both sources of noise"),
+    ((0.02, 0.10), [0.03, -0.01, 0.05, 0.02], "helped on these test images, but retraining alone moves it across 0"),
+    ((0.02, 0.10), [-0.03, -0.01], "helped on these test images, but every pairing of seeds hurt"),
+    ((-0.01, 0.05), [0.01, 0.02], "no clear difference on these test images, though every pairing of seeds helped"),
+    ((-0.01, 0.05), [-0.01, 0.02], "no clear difference, on the test images or across training runs"),
+])
+def test_a_step_is_read_against_both_sources_of_noise(interval, pairings, expected):
+    assert ladder.read_step(interval, pairings).startswith(expected)
+
+
+def test_step_readings_pair_the_seeds_of_rungs_trained_several_times():
+    result = {**_fake_result(), "test_relpaths": [f"img_{i}.jpg" for i in range(60)]}
+    seeds = {**_seed_runs(), "profile": "smoke", "test_relpaths": result["test_relpaths"]}
+    assert ladder.seeds_for(result, [seeds]) is seeds
+    assert ladder.seeds_for(result, [{**seeds, "profile": "cpu"}]) is None
+    assert ladder.seeds_for(result, [{**seeds, "test_relpaths": result["test_relpaths"][::-1]}]) is None
+    found = ladder.result_steps(result)
+    table = ladder.step_readings(result, seeds, found=found)
+    assert list(table.index) == ["0 → 1", "1 → 2", "2 → 3", "3 → 4", "1 → 4", "0 → 4"]
+    pairings = ladder.seed_pairings(seeds, 1, 4)
+    aucs = {number: [run["test_roc_auc"] for run in seeds["runs"] if run["rung"] == number] for number in (1, 4)}
+    assert pairings.size == 9 and pairings.min() == pytest.approx(min(aucs[4]) - max(aucs[1]))
+    assert table.loc["1 → 4", "Δ over seed pairings"] == f"{pairings.min():+.3f} to {pairings.max():+.3f} (9)"
+    step = next(step for step in found if (step["from"], step["to"]) == (1, 4))
+    assert table.loc["1 → 4", "reading"] == ladder.read_step(step["roc_auc"]["ci95"], pairings)
+    assert table.loc["0 → 1", "reading"].endswith("retraining not measured (rung 0 has one training run)")
+    assert table.loc["2 → 3", "reading"].endswith("(rungs 2 and 3 have one training run each)")
+    alone = ladder.step_readings(result)
+    assert alone["reading"].str.endswith("(no seeds result for these test images)").all()
+    assert alone["Δ roc_auc [paired 95%]"].tolist() == table["Δ roc_auc [paired 95%]"].tolist()

@@ -1,8 +1,9 @@
-"""The Keras code lessons 03 and 04 show in the open is the helpers' code: same layers, same weights.
+"""The code lessons 03, 04 and 08 show in the open is the helpers' code: same layers, same weights, same bytes.
 
 The cells tagged `lesson-code` are run here as they stand in the notebooks, in the `smoke` profile
 on the data root the notebooks use (the shared faces, or the stand-in set in a fresh clone), and
-compared with `build_classifier`, `train_stage1`, `unfreeze_top_blocks` and `train_stage2`.
+compared with `build_classifier`, `train_stage1`, `unfreeze_top_blocks` and `train_stage2`; lesson
+08's self-blend with `sbi.self_blend` on a photo that ships with scikit-image.
 """
 import json
 
@@ -10,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import backbones, config, data, lessons, model_folders, train
+from helpers import backbones, config, data, lessons, model_folders, sbi, train
 from helpers import classifier
 
 
@@ -48,6 +49,7 @@ def smoke_run(tmp_path, monkeypatch):
 def test_the_lessons_cells_are_tagged():
     assert len(lesson_code("03_frozen_head_training.ipynb")) == 5  # augmentation, backbone, head, callbacks, fit
     assert len(lesson_code("04_fine_tuning.ipynb")) == 2  # the unfreeze loop, the fine-tuning
+    assert len(lesson_code("08_generalisation.ipynb")) == 2  # the mask, the self-blend
 
 
 def test_lesson_03_builds_and_trains_what_the_helpers_do(smoke_run, tmp_path):
@@ -88,3 +90,26 @@ def test_lesson_04_fine_tunes_what_the_helpers_do(smoke_run, tmp_path):
     train.train_stage2(helper_model, frames["train"], frames["validation"], profile, tmp_path / "helper", verbose=0)
     assert same_weights(namespace["model"].get_weights(), helper_model.get_weights())
     assert not same_weights(namespace["model"].get_weights(), lessons.load_stage1(config.data_root(), profile)[0].get_weights())
+
+
+def test_lesson_08_self_blends_what_sbi_does():
+    """Same seed, same bytes: the mask, the source and the pseudo-fake of the lesson's cells and of `sbi`."""
+    import skimage.data
+
+    photo = skimage.data.astronaut()  # an RGB photo with a face: any uint8 RGB image will do
+    faces = [photo[20:276, 120:376], photo[40:240, 140:360]]  # square, and not square
+    namespace = run(lesson_code("08_generalisation.ipynb"), {"faces": faces, "config": config,
+                                                               "print": lambda *args, **kwargs: None})
+    self_blend, face_mask = namespace["self_blend"], namespace["face_mask"]
+    fakes = []
+    for face in faces:
+        for seed in (0, 1, 2, 3, 4, config.SEED):
+            fake, mask, source = self_blend(face, seed)
+            packaged = sbi.self_blend(face, seed)
+            assert np.array_equal(fake, packaged.fake) and np.array_equal(source, packaged.source), seed
+            assert mask.dtype == packaged.mask.dtype and np.array_equal(mask, packaged.mask), seed
+            fakes.append(fake)
+        rng, packaged_rng = np.random.default_rng(7), np.random.default_rng(7)
+        assert np.array_equal(face_mask(face.shape[:2], rng), sbi.face_mask(face.shape[:2], packaged_rng))
+    assert not np.array_equal(fakes[0], fakes[1]), "two seeds give two pseudo-fakes"
+    assert not np.array_equal(fakes[0], faces[0][...]), "the pseudo-fake differs from the real face"

@@ -4,7 +4,8 @@ A detector is only as good as its worst unseen dataset. The table puts in-domain
 split of the data the model learnt from) next to cross-dataset ones, so nobody quotes the first
 without the second. `cross_dataset_table` scores models now; `results_table` reads the committed
 per-image scores of `benchmarks/bench_generalisation.py` (the README's table). Both give every
-ROC-AUC its 95% bootstrap interval, resampling whole groups of test images where the data names them.
+ROC-AUC its 95% bootstrap interval, resampling whole groups of test images where the data names them;
+`mode_differences` compares two ways of learning "fake" on the same test images by the paired difference.
 """
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from helpers.evaluate import OverlapWarning, evaluate
 
 
 RESULTS_DIR = config.REPO_ROOT / "benchmarks" / "generalisation"  # committed: one JSON per training set
+# Shiohara & Yamasaki's released SBI model on DFDC, as their repository (mapooon/SelfBlendedImages) reports it:
+# video-level ROC-AUC on DFDC's own test videos, with their protocol, not on our crops.
+PAPER_SBI_DFDC_ROC_AUC = 0.7301
 
 
 def data_roots(settings: config.Settings) -> dict[str, Path]:
@@ -88,6 +92,36 @@ def results_table(results: list[dict]) -> pd.DataFrame:
                              "ROC-AUC": metrics.roc_auc(labels, scores), "ROC-AUC low": low, "ROC-AUC high": high,
                              "balanced accuracy": at["balanced_accuracy"](labels, scores),
                              "fake recall": at["recall_fake"](labels, scores), "images": int(labels.size)})
+    return pd.DataFrame(rows)
+
+
+def mode_differences(results: list[dict], baseline: str = "real+fake") -> pd.DataFrame:
+    """Each stored model against the `baseline` mode trained on the same data, on the same test images.
+
+    One row per (training set, other mode, test set): the difference in ROC-AUC (the mode minus the
+    baseline) with its paired 95% bootstrap interval (`metrics.paired_difference_interval`: both models
+    scored on the same resamples, whole groups where the test set names them) and its reading.
+    """
+    rows = []
+    for result in results:
+        by_mode = {model["mode"]: model for model in result["models"]}
+        if baseline not in by_mode:
+            continue
+        for mode, model in by_mode.items():
+            if mode == baseline:
+                continue
+            for tested_on, tested in model["tested"].items():
+                images = result["test_sets"][tested_on]
+                labels, scores = np.asarray(images["test_labels"]), np.asarray(tested["test_scores"])
+                base = np.asarray(by_mode[baseline]["tested"][tested_on]["test_scores"])
+                low, high = metrics.paired_difference_interval(labels, scores, base, metrics.roc_auc,
+                                                               groups=images.get("test_groups"))
+                difference = metrics.roc_auc(labels, scores) - metrics.roc_auc(labels, base)
+                rows.append({"trained on": result["data"], "mode": mode, "tested on": tested_on,
+                             "in-domain": tested_on == result["data"], f"Δ ROC-AUC vs {baseline}": difference,
+                             "low": low, "high": high,
+                             "reading": ("better" if low > 0 else "worse" if high < 0 else "no clear difference")
+                             + " on these test images"})
     return pd.DataFrame(rows)
 
 

@@ -10,7 +10,8 @@
 Every rung trains in the same profile on the same split, from the same seeds. `benchmarks/bench_capstone.py`
 runs it and writes JSON that `ladder_figure` draws. Its intervals are over test images; how much a
 second training run of the same recipe moves the numbers is the other noise, measured by training
-some rungs with several seeds (`benchmarks/bench_seeds.py`, read by `seed_table` and `seed_steps`).
+some rungs with several seeds (`benchmarks/bench_seeds.py`, read by `seed_table` and `seed_steps`);
+`step_readings` reads each step of the ladder against both.
 Where the test images come in groups (the real and the fake of one source video), every interval
 resamples whole groups (`metrics.bootstrap_interval`); each result keeps its test images' relpaths
 so the groups can be named later (`with_test_images`, `with_groups`).
@@ -32,6 +33,8 @@ from helpers import classifier
 CAPSTONE_LAYERS = 30  # the original project unfroze "the top 30 layers"
 CAPSTONE_AUGMENTATIONS = ("flip", "rotation", "zoom")
 CAPSTONE_STAGE1_LR = 1e-3  # Adam's default; its README gives none for stage 1
+# What the original project's README reports on its own test split (EfficientNetB0, the Kaggle set), at 0.5.
+CAPSTONE_REPORTED = {"accuracy": 0.64, "recall_fake": 0.42}
 ARGMAX = "argmax (0.5)"
 UNFREEZE_RULES = {  # what stage 2 trains, by the Rung.unfreeze code
     "layers": f"the top {CAPSTONE_LAYERS} layers, BatchNorm trainable",
@@ -79,6 +82,47 @@ def rungs(profile: config.Profile) -> list[Rung]:
 def blocks_reached(model, n_layers: int = CAPSTONE_LAYERS) -> int:
     """How many whole blocks the top `n_layers` layers reach into (the head convolution not counted)."""
     return len([block for block in classifier.top_layers_cut(model, n_layers)["blocks touched"] if block != "top"])
+
+
+def capstone_cut(model, n_layers: int = CAPSTONE_LAYERS) -> pd.DataFrame:
+    """Layer by layer, in the blocks the top `n_layers` layers reach into: what rungs 0-1 and rung 2 train.
+
+    One row per layer of those blocks (and the head convolution), in the model's order: its type,
+    whether it has weights, whether it is among the top `n_layers`, and whether it trains under the
+    capstone's rule (`unfreeze_top_layers`: rungs 0 and 1) and under whole blocks with BatchNorm frozen
+    (`unfreeze_top_blocks`: rung 2). The model's trainable flags are put back as they were.
+    """
+    before = [layer.trainable for layer in model.layers]
+    try:
+        top = set(classifier.unfreeze_top_layers(model, n_layers))
+        by_layers = {layer.name: layer.trainable for layer in model.layers}
+        classifier.unfreeze_top_blocks(model, blocks_reached(model, n_layers))
+        by_blocks = {layer.name: layer.trainable for layer in model.layers}
+    finally:
+        for layer, trainable in zip(model.layers, before):
+            layer.trainable = trainable
+    blocks = classifier.top_layers_cut(model, n_layers)["blocks touched"]
+    rows = [{"block": layer.name.split("_")[0], "layer": layer.name, "type": type(layer).__name__,
+             "weights": bool(layer.weights), f"in the top {n_layers}": layer.name in top,
+             "trains in rungs 0-1": by_layers[layer.name] and bool(layer.weights),
+             "trains in rung 2": by_blocks[layer.name] and bool(layer.weights)}
+            for layer in classifier.backbone_layers(model) if layer.name.split("_")[0] in blocks]
+    return pd.DataFrame(rows)
+
+
+def describe_cut(table: pd.DataFrame) -> str:
+    """What `capstone_cut`'s table shows: where the top layers cut a block, and what rung 2 changes from rungs 0-1."""
+    top = next(column for column in table.columns if column.startswith("in the top "))
+    left_out = table[~table[top]]
+    blocks = list(dict.fromkeys(table["block"]))
+    gained = table.loc[table["trains in rung 2"] & ~table["trains in rungs 0-1"], "layer"].tolist()
+    lost = table.loc[~table["trains in rung 2"] & table["trains in rungs 0-1"], "type"].value_counts()
+    return (f"The {top.removeprefix('in the ')} layers reach into {', '.join(blocks)}. They end inside "
+            f"{', '.join(dict.fromkeys(left_out['block']))}, leaving out {len(left_out)} of its layers: "
+            f"{', '.join(left_out['layer'])}.\n"
+            f"Whole blocks with BatchNorm frozen (rung 2) train {', '.join(gained) or 'nothing'} besides, and freeze "
+            f"{' and '.join(f'{count} {kind}' for kind, count in lost.items()) or 'nothing'} layers "
+            f"that the top layers train (rungs 0-1).")
 
 
 def _unfreezer(rung: Rung, profile: config.Profile):
@@ -282,6 +326,24 @@ def ladder_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("rung")
 
 
+def rung_zero_sentences(results: list[dict]) -> list[str]:
+    """What the capstone reported (`CAPSTONE_REPORTED`), then what its recipe gave as rung 0 on each data set."""
+    reported = CAPSTONE_REPORTED
+    lines = [f"The capstone (its README; EfficientNetB0 on its own data): test accuracy {reported['accuracy']:.2f}, "
+             f"fake recall {reported['recall_fake']:.2f}, at 0.5."]
+    for result in results:
+        test = result["rungs"][0]["test"]
+        recall_real, recall_fake = test["recall_real"]["value"], test["recall_fake"]["value"]
+        one_label = (" It calls every test face fake." if (recall_real, recall_fake) == (0, 1)
+                     else " It calls every test face real." if (recall_real, recall_fake) == (1, 0) else "")
+        auc, (low, high) = test["roc_auc"]["value"], test["roc_auc"]["ci95"]
+        lines.append(f"Rung 0 on {result['data']} ({result['backbone']}, {result['profile']} profile): test accuracy "
+                     f"{test['accuracy']['value']:.2f}, fake recall {recall_fake:.2f}, real recall {recall_real:.2f}, "
+                     f"at 0.5.{one_label} ROC-AUC {auc:.3f} [{low:.3f}, {high:.3f}]: "
+                     f"{metrics.read_roc_auc(auc, low, high)}.")
+    return lines
+
+
 def ladder_figure(results: list[dict]):
     """Test ROC-AUC and balanced accuracy per rung with 95% intervals, one panel per data set."""
     import matplotlib.pyplot as plt
@@ -306,14 +368,19 @@ def ladder_figure(results: list[dict]):
     return fig
 
 
-def steps_table(result: dict) -> pd.DataFrame:
+def result_steps(result: dict) -> list[dict]:
+    """`steps` of a ladder result: by group where it names its test images' groups."""
+    return steps(result["test_labels"], result["rungs"], result.get("test_groups"))
+
+
+def steps_table(result: dict, found: list[dict] | None = None) -> pd.DataFrame:
     """One row per change: its paired difference in test ROC-AUC and balanced accuracy, and a reading.
 
     The reading comes from the 95% interval alone: "helped" or "hurt" when it excludes 0, else
-    "no clear difference" on this test set.
+    "no clear difference" on this test set. `found`: the result's `result_steps`, if already computed.
     """
     rows = {}
-    for step in steps(result["test_labels"], result["rungs"], result.get("test_groups")):
+    for step in found or result_steps(result):
         row = {"change": step["change"]}
         for name in ("roc_auc", "balanced_accuracy"):
             low, high = step[name]["ci95"]
@@ -418,4 +485,74 @@ def seed_steps(result: dict) -> pd.DataFrame:
                                       "Δ ROC-AUC, difference of means": round(a.mean() - b.mean(), 3),
                                       "its sd across seeds": round(float(error), 3),
                                       "smallest": round(pairings.min(), 3), "largest": round(pairings.max(), 3)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("rungs")
+
+
+def seeds_for(result: dict, seeds: list[dict]) -> dict | None:
+    """The seeds result scored on the same test images as a ladder result (same data, profile and relpaths), or None."""
+    return next((found for found in seeds
+                 if (found["data"], found["profile"]) == (result["data"], result["profile"])
+                 and found.get("test_relpaths") == result.get("test_relpaths")), None)
+
+
+def seed_pairings(seeds: dict, below: int, above: int, metric: str = "roc_auc") -> np.ndarray | None:
+    """The test `metric` of rung `above` minus rung `below`, for every pairing of their seeds; None unless both
+    rungs were trained with at least two seeds."""
+    by_rung = {number: [run[f"test_{metric}"] for run in seeds["runs"] if run["rung"] == number]
+               for number in (below, above)}
+    if min(len(values) for values in by_rung.values()) < 2:
+        return None
+    return np.subtract.outer(np.asarray(by_rung[above]), np.asarray(by_rung[below])).ravel()
+
+
+def read_step(interval, pairings=None, unmeasured: str = "each rung was trained once") -> str:
+    """What one step of the ladder shows against both sources of noise, in words.
+
+    `interval`: the step's paired 95% interval over test images (`steps`). `pairings`: the step's
+    difference for every pairing of a seed of the upper rung with a seed of the lower (`seed_pairings`),
+    or None where the two rungs were not trained with several seeds (`unmeasured` says why). A source
+    of noise is excluded when the interval, or every pairing, lies on one side of 0; a step is clear
+    only when both are, on the same side.
+    """
+    low, high = interval
+    images = "helped" if low > 0 else "hurt" if high < 0 else None
+    if pairings is None:
+        found = f"{images} on these test images" if images else "no clear difference on these test images"
+        return f"{found}; retraining not measured ({unmeasured})"
+    pairings = np.asarray(pairings)
+    runs = "helped" if pairings.min() > 0 else "hurt" if pairings.max() < 0 else None
+    if images and runs == images:
+        return f"{images}, beyond both sources of noise"
+    if images is None and runs is None:
+        return "no clear difference, on the test images or across training runs"
+    on_images = f"{images} on these test images" if images else "no clear difference on these test images"
+    across = f"every pairing of seeds {runs}" if runs else "retraining alone moves it across 0"
+    return f"{on_images}, but {across}" if images else f"{on_images}, though {across}"
+
+
+def step_readings(result: dict, seeds: dict | None = None, metric: str = "roc_auc",
+                  found: list[dict] | None = None) -> pd.DataFrame:
+    """Each step of a ladder result read against the test images and, where measured, the training runs.
+
+    `seeds` is a seeds result on the same test images (`seeds_for`), or None. One row per step of
+    `steps`: the change in the test `metric` with its paired 95% interval (by group where the result
+    names groups), its range over every pairing of the two rungs' seeds where both were trained with
+    several, and `read_step`'s reading. `found`: the result's `result_steps`, if already computed.
+    """
+    counts = pd.Series([run["rung"] for run in seeds["runs"]], dtype=int).value_counts() if seeds else None
+    rows = {}
+    for step in found or result_steps(result):
+        change, (low, high) = step[metric], step[metric]["ci95"]
+        pairings = seed_pairings(seeds, step["from"], step["to"], metric) if seeds else None
+        once = [str(number) for number in (step["from"], step["to"])
+                if counts is None or counts.get(number, 0) < 2]
+        unmeasured = ("no seeds result for these test images" if seeds is None
+                      else f"rung {once[0]} has one training run" if len(once) == 1
+                      else f"rungs {' and '.join(once)} have one training run each")
+        rows[f"{step['from']} → {step['to']}"] = {
+            "change": step["change"],
+            f"Δ {metric} [paired 95%]": f"{change['difference']:+.3f} [{low:+.3f}, {high:+.3f}]",
+            "Δ over seed pairings": (f"{pairings.min():+.3f} to {pairings.max():+.3f} ({pairings.size})"
+                                     if pairings is not None else "not measured"),
+            "reading": read_step((low, high), pairings, unmeasured)}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("rungs")

@@ -100,12 +100,12 @@ def _checked(image: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- the source copy
 def alter_source(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The copy to blend in: new colours, then a blurrier or a sharper version, slightly zoomed and shifted."""
-    pixels = _jitter_colours(image, rng)
-    pixels = _resample(pixels, rng) if rng.random() < 0.5 else _sharpen(pixels, rng)
-    return _scale_and_shift(pixels, rng)
+    pixels = jitter_colours(image, rng)
+    pixels = resample(pixels, rng) if rng.random() < 0.5 else sharpen(pixels, rng)
+    return scale_and_shift(pixels, rng)
 
 
-def _jitter_colours(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def jitter_colours(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """RGB shifts, then HSV shifts, then brightness and contrast, each as a PIL lookup table (fast)."""
     levels = np.arange(256, dtype=np.float32)
     rgb_shift = rng.uniform(-RGB_SHIFT, RGB_SHIFT, (3, 1))
@@ -124,7 +124,7 @@ def _lookup(values: np.ndarray) -> list[int]:
     return _to_uint8(values).ravel().tolist()
 
 
-def _resample(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def resample(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Down to a random lower resolution and back up: the copy loses its finest detail."""
     height, width = image.shape[:2]
     factor = rng.uniform(*DOWNSCALE)
@@ -133,14 +133,14 @@ def _resample(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(small.resize((width, height), Image.BILINEAR))
 
 
-def _sharpen(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def sharpen(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """An unsharp mask with a random radius and strength: the copy gets crisper edges."""
     unsharp = ImageFilter.UnsharpMask(radius=rng.uniform(*SHARPEN_RADIUS),
                                       percent=int(rng.integers(*SHARPEN_PERCENT, endpoint=True)), threshold=0)
     return np.asarray(Image.fromarray(image).filter(unsharp))
 
 
-def _scale_and_shift(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def scale_and_shift(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Zoom about the centre and shift by a few pixels, so the features no longer line up exactly."""
     height, width = image.shape[:2]
     scale = rng.uniform(*SCALE)
@@ -158,32 +158,35 @@ def _to_uint8(pixels: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- the mask and the blend
 def face_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A soft float32 mask over the central face: a bent, tilted ellipse with a blurred edge."""
-    outline = _bent_ellipse(shape, rng).astype(np.float32)
-    sigma = rng.uniform(*BLUR_SIGMA) * min(shape)
-    mask = ndimage.gaussian_filter(outline, sigma, truncate=BLUR_TRUNCATE)
-    return np.clip(mask, 0, 1, out=mask)  # float rounding can overshoot 1 by a hair
-
-
-def _bent_ellipse(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A jittered, tilted ellipse whose outline is bent by a few random waves (a cheap elastic deformation)."""
+    """A soft float32 mask over the central face: a jittered, tilted ellipse, its outline bent by a few
+    random waves (a cheap elastic deformation), its edge blurred by a random amount."""
     height, width = shape
-    centre_x, centre_y = (np.array(CENTRE) + rng.uniform(-CENTRE_JITTER, CENTRE_JITTER, 2)) * (width, height)
-    semi_x = rng.uniform(*SEMI_AXES[0]) * width
-    semi_y = rng.uniform(*SEMI_AXES[1]) * height
+    centre = (np.array(CENTRE) + rng.uniform(-CENTRE_JITTER, CENTRE_JITTER, 2)) * (width, height)
+    semi_axes = (rng.uniform(*SEMI_AXES[0]) * width, rng.uniform(*SEMI_AXES[1]) * height)
     tilt = np.radians(rng.uniform(-TILT_DEGREES, TILT_DEGREES))
-    # Pixel centres relative to the ellipse's centre, in float32: half the memory traffic of float64.
-    dx = np.arange(width, dtype=np.float32)[None, :] + np.float32(0.5 - centre_x)
-    dy = np.arange(height, dtype=np.float32)[:, None] + np.float32(0.5 - centre_y)
-    cos, sin = np.float32(np.cos(tilt)), np.float32(np.sin(tilt))
-    u = (dx * cos + dy * sin) / np.float32(semi_x)
-    v = (dy * cos - dx * sin) / np.float32(semi_y)
+    u, v = ellipse_frame(shape, centre, semi_axes, tilt)
     angle = np.arctan2(v, u)
     radius = np.ones_like(angle)
     for order in WOBBLE_ORDERS:
         amplitude, phase = rng.uniform(0, WOBBLE_AMPLITUDE), rng.uniform(0, 2 * np.pi)
         radius += np.float32(amplitude) * np.cos(np.float32(order) * angle + np.float32(phase))
-    return np.hypot(u, v) <= radius
+    inside = (np.hypot(u, v) <= radius).astype(np.float32)
+    sigma = rng.uniform(*BLUR_SIGMA) * min(shape)
+    return np.clip(ndimage.gaussian_filter(inside, sigma, truncate=BLUR_TRUNCATE), 0, 1)  # rounding can pass 1
+
+
+def ellipse_frame(shape: tuple[int, int], centre, semi_axes, tilt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's place in an ellipse's own frame, (u, v): the ellipse is u^2 + v^2 <= 1.
+
+    `centre` (x, y) and `semi_axes` (x, y) in pixels, `tilt` in radians. float32: half the memory
+    traffic of float64.
+    """
+    height, width = shape
+    (centre_x, centre_y), (semi_x, semi_y) = centre, semi_axes
+    dx = np.arange(width, dtype=np.float32)[None, :] + np.float32(0.5 - centre_x)  # from pixel centres
+    dy = np.arange(height, dtype=np.float32)[:, None] + np.float32(0.5 - centre_y)
+    cos, sin = np.float32(np.cos(tilt)), np.float32(np.sin(tilt))
+    return (dx * cos + dy * sin) / np.float32(semi_x), (dy * cos - dx * sin) / np.float32(semi_y)
 
 
 def blend(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
