@@ -101,8 +101,9 @@ def freeze_backbone(model: keras.Model) -> None:
 def unfreeze_top_blocks(model: keras.Model, n_blocks: int) -> list[str]:
     """Stage 2: unfreeze the head convolution and the top `n_blocks` whole blocks; BatchNorm stays frozen.
 
-    A block (e.g. `block6d`) is unfrozen whole or not at all: cutting one in half (the original
-    project's "top 30 layers") trains an expansion conv against a frozen projection. BatchNormalization
+    A block (e.g. `block6d`) is unfrozen whole or not at all: the original project's "top 30 layers"
+    cut `block6c` after its expansion convolution, which stayed frozen while the rest of the block
+    trained (lesson 04 prints the cut, `ladder.capstone_cut`). BatchNormalization
     stays frozen so its running statistics, learnt on ImageNet, are not overwritten by small batches.
     Returns the names of the blocks now trainable, top first.
     """
