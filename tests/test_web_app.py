@@ -5,6 +5,7 @@ import json
 import os
 import socket
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,6 +200,7 @@ def test_the_running_app_answers_gradio_client(detector, examples, tmp_path):
     with outbound_connections() as outbound:
         app = web_app.build_app(detector, examples=list(examples.values()), flag_dir=tmp_path / "flags")
         url = web_app.serve(app, host="127.0.0.1", port=free_port(), block=False, quiet=True)
+        assert not Path(web_app.__file__).with_suffix(".pyi").exists()  # gradio writes one beside a new component class
         try:
             client = Client(url, verbose=False, analytics_enabled=False)
             message, photo, faces = client.predict(handle_file(str(examples["two-people.png"])), "on",

@@ -266,7 +266,7 @@ def face_html(face: FaceResult) -> str:
     """A face's card, as both demos show it (without its flag buttons): the crop the model saw, its Grad-CAM
     map and the verdict, side by side where there is room and one under the other where there is not."""
     return (
-        "<div class='face' style='display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start'>"
+        "<div class='face' style='display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start;line-height:1.4'>"
         "<div style='display:flex;gap:4px;flex:0 1 324px;min-width:0'>"
         f"<figure style='margin:0;flex:1 1 0;min-width:0'>{img_tag(face.crop, 160)}</figure>"
         f"<figure style='margin:0;flex:1 1 0;min-width:0'>{img_tag(face.overlay, 160)}</figure></div>"
@@ -349,9 +349,8 @@ def render_result(result: DemoResult, detector: Detector | None = None,
     card = widgets.VBox(layout=widgets.Layout(border="1px solid #bbb", padding="6px", margin="6px 0",
                                               overflow="visible"))
     card.add_class("demo-card")
-    summary = f"<b>{html.escape(result.summary())}</b>"
     note = f"<br><small>{html.escape(result.note)}</small>" if result.note else ""
-    parts = [widgets.HTML(summary + note)]
+    parts = [widgets.HTML(f"<div style='line-height:1.4'><b>{html.escape(result.summary())}</b>{note}</div>")]
     if result.image is not None:
         parts.append(widgets.HTML(img_tag(result.image), layout=widgets.Layout(overflow="visible")))
     if result.no_face and detector is not None:
@@ -382,9 +381,10 @@ def header(detector: Detector) -> widgets.HTML:
     warning = ("" if warning is None else
                f"<div class='model-warning' style='border-left:4px solid {COLOURS['fake']};background:#fdecea;"
                f"padding:4px 8px;margin:4px 0'><b>Warning:</b> {html.escape(warning)}</div>")
-    return widgets.HTML(f"<b>Deepfake detector.</b> {html.escape(describe_model(detector))}{warning}"
-                        "Upload photos or face crops (JPEG, PNG, ...): each gets a card below, with a card for "
-                        "each face found. A verdict is a model's guess, not proof.")
+    return widgets.HTML(f"<div style='line-height:1.4'><b>Deepfake detector.</b> "
+                        f"{html.escape(describe_model(detector))}{warning}Upload photos or face crops (JPEG, PNG, "
+                        "...): each gets a card below, with a card for each face found. A verdict is a model's "
+                        "guess, not proof.</div>")
 
 
 class DemoApp(widgets.VBox):

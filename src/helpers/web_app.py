@@ -87,7 +87,7 @@ SCROLL_TO_RESULT_JS = """
 CSS = """
 .message {font-size: 1.05em}
 #model-warning {border-left: 4px solid #c62828; background: #fdecea; padding: 6px 10px; border-radius: 4px}
-.face-card {border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 8px !important}
+.face-card {border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 8px !important; gap: 4px !important}
 .flag-row {align-items: center; gap: 6px !important; flex-wrap: wrap; justify-content: flex-start}
 .flag-row > * {flex: 0 0 auto !important; min-width: 0 !important; width: auto !important}
 """
@@ -240,16 +240,16 @@ def _test_faces(root: Path, folder: Path, group: bool) -> list[Path]:
 def _photo_input(**kwargs) -> gr.Image:
     """An image input that hands the upload over as the file it was: gradio's own would open it first and
     answer a file it cannot read with an error of its own, instead of the page's message."""
+    photo = gr.Image(type="filepath", image_mode=None, **kwargs)
+    opened = photo.preprocess
 
-    class PhotoInput(gr.Image):
-        is_template = True  # the browser draws it as an Image
+    def as_uploaded(payload):
+        if payload is not None and payload.path:
+            return payload.path
+        return opened(payload)  # nothing, or a picture sent inline (a data: URL)
 
-        def preprocess(self, payload):
-            if payload is not None and payload.path:
-                return payload.path
-            return super().preprocess(payload)  # nothing, or a picture sent inline (a data: URL)
-
-    return PhotoInput(type="filepath", image_mode=None, **kwargs)
+    photo.preprocess = as_uploaded  # on this one input: a subclass would make gradio write a .pyi beside this file
+    return photo
 
 
 def build_app(detector_or_model_dir: Detector | str | os.PathLike, examples: list | None = None,
@@ -306,14 +306,18 @@ def build_app(detector_or_model_dir: Detector | str | os.PathLike, examples: lis
                                              outputs=[said], api_visibility="private")
 
         if examples:
-            gr.Examples([[str(path)] for path in examples], inputs=[upload], label="Examples", examples_per_page=12)
+            gr.Examples([[str(path)] for path in examples], inputs=[upload], label="Examples", examples_per_page=12,
+                        elem_id="examples")
 
         def analyse(path, faces_mode):
+            if not path:  # emptied by the browser as it refused a file: keep the message its script wrote
+                return tuple(gr.skip() for _ in range(4))
             return web.analyse(path, faces_mode).outputs()
 
-        gr.on([upload.change, faces.change], analyse, inputs=[upload, faces],
-              outputs=[message, photo, faces_data, state], api_name="analyse",
+        outputs = [message, photo, faces_data, state]
+        gr.on([upload.change, faces.change], analyse, inputs=[upload, faces], outputs=outputs, api_name="analyse",
               show_progress_on=[message]).then(None, js=SCROLL_TO_RESULT_JS)
+        upload.clear(lambda: web.analyse(None).outputs(), outputs=outputs, api_visibility="private")
     app.queue(default_concurrency_limit=1)  # one model: analyses wait their turn
     return app
 
