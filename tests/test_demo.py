@@ -295,3 +295,16 @@ def test_lesson_07_shows_the_upload_widget_and_callback_that_build_app_packages(
     assert lesson["upload"].value == app.upload.value == ()
     assert len(lesson["cards"].children) == 2
     assert widget_tree(lesson["cards"]) == widget_tree(app.cards)  # the same cards, pictures and scores included
+
+
+def test_a_flag_is_refused_only_when_it_agrees_with_a_definite_verdict(tmp_path):
+    pixels = np.zeros((8, 8, 3), dtype=np.uint8)
+    faces = [demo.FaceResult(pixels, pixels, verdicts.Reading(p_fake, 0.5), (0, 0, 8, 8), number, 0.99)
+             for number, p_fake in ((1, 0.99), (2, 0.01), (3, 0.5))]
+    result = demo.DemoResult("faces.png", 0.5, {}, pixels, faces, content=b"pixels")
+    assert [face.verdict for face in faces] == ["fake", "real", "uncertain"]
+    said = {(number, truth): demo.save_flag(result, number, truth, tmp_path)
+            for number in (1, 2, 3) for truth in config.CLASS_NAMES}
+    refused = sorted(key for key, text in said.items() if text.startswith("Not flagged"))
+    assert refused == [(1, "fake"), (2, "real")]
+    assert len(list(tmp_path.glob(f"*/{demo.FLAG_RECORD}"))) == 4  # each other flag saved in a folder of its own
