@@ -65,7 +65,7 @@ def running_app(trained_model_dir, examples, tmp_path_factory):
 
 def _upload(page, path: Path) -> None:
     """Clear the input if it holds a picture, then put `path` into its file input."""
-    clear = page.locator("#upload button[aria-label='Clear']")
+    clear = page.locator("#upload button[aria-label='Remove Image']")
     if clear.count():
         clear.click()
         expect(page.locator("#message")).to_have_text(web_app.EMPTY_MESSAGE, timeout=ANALYSIS_MS)
@@ -159,20 +159,27 @@ def test_the_web_app_on_a_desktop(browser, running_app, examples, screenshots, t
     _settle(page)
     page.screenshot(path=screenshots / "2-flagged.png", full_page=True)
 
-    # Not an image, and too large: the browser refuses both; the message says why, in plain words.
+    # Too large, and not an image: the browser refuses both; the message says why, in plain words, and the
+    # result of the photo before is gone.
     notes = tmp_path / "notes.txt"
     notes.write_text("shopping list: milk, eggs\n")
     huge = tmp_path / "huge.png"
     with huge.open("wb") as file:  # sparse: 30 MB that take no time to write
         file.truncate(30 * 2**20)
+    page.locator("#upload input[type=file]").set_input_files(str(huge))  # over the three faces' photo
+    expect(message).to_have_text("huge.png was not analysed: the file is larger than 20 MB, the most this demo "
+                                 "takes: upload a smaller image.", timeout=ANALYSIS_MS)
+    expect(page.locator(".face-card")).to_have_count(0, timeout=ANALYSIS_MS)
+    expect(page.locator("#photo img")).to_have_count(0)
+    _settle(page)
+    expect(message).to_contain_text("huge.png was not analysed")  # still, once every event has run
+    page.screenshot(path=screenshots / "3-too-large.png", full_page=True)
     _upload(page, notes)
     expect(message).to_have_text("notes.txt was not analysed: this is not an image file: upload a photo "
                                  "(JPEG, PNG, WebP, ...).", timeout=ANALYSIS_MS)
-    page.screenshot(path=screenshots / "3-not-an-image.png", full_page=True)
-    page.locator("#upload input[type=file]").set_input_files(str(huge))
-    expect(message).to_have_text("huge.png was not analysed: the file is larger than 20 MB, the most this demo "
-                                 "takes: upload a smaller image.", timeout=ANALYSIS_MS)
-    page.screenshot(path=screenshots / "4-too-large.png", full_page=True)
+    _settle(page)
+    expect(message).to_contain_text("notes.txt was not analysed")
+    page.screenshot(path=screenshots / "4-not-an-image.png", full_page=True)
 
     # No face: said so, and the whole-image score one click away.
     thumbnails.nth(list(examples).index("coffee-no-face.png")).click()

@@ -310,8 +310,8 @@ def build_app(detector_or_model_dir: Detector | str | os.PathLike, examples: lis
                         elem_id="examples")
 
         def analyse(path, faces_mode):
-            if not path:  # emptied by the browser as it refused a file: keep the message its script wrote
-                return tuple(gr.skip() for _ in range(4))
+            if not path:  # emptied: the result goes; the message stays (the browser's refusal of a file, said by
+                return gr.skip(), *Page("", None, [], None).outputs()[1:]  # the page's script, or the clear event's)
             return web.analyse(path, faces_mode).outputs()
 
         outputs = [message, photo, faces_data, state]
