@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 import skimage.data
+from PIL import Image
 
-from helpers import data, faces, metrics, predict
+from helpers import data, faces, images, metrics, predict
 from helpers.detector import Detector
 
 TIGHT = faces.CropStyle(scale=1.0, offset_x=0.0, offset_y=0.0, level_eyes=False, tilt_p90=0.0,
@@ -32,6 +33,25 @@ def test_finds_the_one_face_in_a_photo_and_none_in_a_scene():
     assert 150 < x < 220 and 40 < y < 100 and 60 < width < 120 and 80 < height < 140  # her face, by eye
     assert found[0].confidence > 0.95 and abs(found[0].tilt) < 10
     assert faces.find_faces(skimage.data.coffee()) == []
+
+
+GREY_MISS = "Test/Fake/fake_00879.jpg"  # a dfdc-faces test face MTCNN finds in colour, not in plain grey
+
+
+def grey(photo: np.ndarray) -> np.ndarray:
+    return np.repeat(np.asarray(Image.fromarray(photo).convert("L"))[..., None], 3, axis=-1)
+
+
+def test_a_second_look_in_equalised_grey_finds_a_grey_face_and_no_face_in_scenes(dfdc):
+    colour = images.load_image(dfdc / GREY_MISS)
+    (in_colour,) = faces.find_faces(colour)
+    assert not in_colour.second_look
+    assert faces.find_faces_in_many([grey(colour)], second_look=False) == [[]], "the first look should miss it"
+    (found,) = faces.find_faces(grey(colour))
+    assert found.second_look and found.confidence >= faces.MIN_CONFIDENCE
+    assert np.abs(np.array(found.box()) - np.array(in_colour.box())).max() <= 0.15 * in_colour.size
+    scenes = [skimage.data.coffee(), skimage.data.chelsea(), skimage.data.stereo_motorcycle()[0]]
+    assert faces.find_faces_in_many(scenes) == [[]] * len(scenes)
 
 
 def test_a_huge_photo_is_searched_small_but_boxed_in_its_own_pixels():

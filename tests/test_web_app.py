@@ -1,20 +1,20 @@
-"""The web demo: its prediction and flag functions called directly, then the running app through gradio_client."""
+"""The web demo: its analysis, flag and example functions called directly, then the running app through
+gradio_client."""
 import html
 import json
 import os
 import socket
 from contextlib import contextmanager
-from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
-import skimage.data
 import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
 from PIL import Image
 
-from helpers import config, demo, web_app
+from helpers import config, demo, verdicts, web_app
 from helpers.detector import as_detector
 from tests.conftest import free_port
 from tests.test_packaging import _environment_pins, _pyproject_requirements
@@ -28,9 +28,9 @@ def detector(trained_model_dir):
 
 
 @pytest.fixture(scope="module")
-def examples(tmp_path_factory) -> dict:
-    """The app's own examples (a photo with one face, one without), by name."""
-    return {path.name: path for path in web_app.write_examples(tmp_path_factory.mktemp("examples"))}
+def examples(tmp_path_factory, dfdc) -> dict:
+    """The app's examples with the dfdc-faces test faces, by name."""
+    return {path.name: path for path in web_app.write_examples(tmp_path_factory.mktemp("examples"), data_roots=[dfdc])}
 
 
 @pytest.fixture
@@ -38,92 +38,76 @@ def web(detector, tmp_path):
     return web_app.WebDemo(detector, tmp_path / "flags")
 
 
-def test_a_whole_photo_gets_its_face_boxed_cropped_and_scored(web, detector, examples):
-    page = web.analyse(examples["astronaut.png"], "auto")
-    expected = detector.predict_photo(skimage.data.astronaut())  # the same finding, cropping and scoring
-    assert len(expected) == 1
-    assert page.table.to_dict("records") == [{
-        "face": "1", "p(fake)": round(expected[0].p_fake, 3), "label": expected[0].label,
-        "box (x, y, width, height)": ", ".join(map(str, expected[0].box))}]
-    assert "<b>astronaut.png</b>: 1 face found" in page.message and f"{expected[0].p_fake:.3f}" in page.message
-    plain = demo._for_display(skimage.data.astronaut())
-    assert page.photo.shape == plain.shape and not np.array_equal(page.photo, plain)  # the box is drawn
-    (crop, crop_caption), (overlay, overlay_caption) = page.gallery
-    assert crop.shape[0] == crop.shape[1] and overlay.shape == crop.shape  # a square face crop, not the photo
-    assert crop_caption == f"face 1: p(fake) {expected[0].p_fake:.3f}, {expected[0].label}"
-    assert "Grad-CAM" in overlay_caption and not np.array_equal(crop, overlay)
-    assert page.analysis.result.faces[0].box == expected[0].box
+def test_a_photo_gets_its_faces_boxed_numbered_and_read(web, detector, examples):
+    page = web.analyse(examples["two-people.png"])
+    expected = detector.predict_photo(examples["two-people.png"])  # the same finding, cropping and scoring
+    assert len(expected) == 2 and page.result.faces_mode == "on"
+    assert page.faces == [{"face": number, "verdict": verdicts.Reading(row.p_fake, detector.threshold).verdict,
+                           "p_fake": pytest.approx(row.p_fake, abs=1e-6), "threshold": detector.threshold,
+                           "reading": verdicts.Reading(row.p_fake, detector.threshold).sentence, "box": row.box}
+                          for number, row in enumerate(expected, 1)]
+    verdict_words = ", ".join(f"face {face['face']} {face['verdict']}" for face in page.faces)
+    assert page.message == f"two-people.png: 2 faces found: {verdict_words}."
+    assert page.photo.shape == (320, 640, 3) and page.outputs()[-1] is page.result
 
 
-def test_a_non_image_gets_the_notebook_demos_message(web, tmp_path):
+def test_three_test_faces_side_by_side_are_three_faces(web, examples):
+    page = web.analyse(examples["dfdc-faces-three-faces.png"])
+    assert [face["face"] for face in page.faces] == [1, 2, 3]
+
+
+def test_a_non_image_gets_a_plain_message(web, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("shopping list: milk, eggs\n")
     huge = tmp_path / "huge.png"
     with huge.open("wb") as file:  # sparse: 30 MB that take no time to write
         file.truncate(30 * 2**20)
-    for path, words in ((notes, "not an image file"), (huge, "larger than 20 MB")):
-        page = web.analyse(path, "auto")
-        assert page.message.startswith(f"<b>{path.name}</b> was not analysed: ") and words in page.message
-        assert page.photo is None and page.table.empty and page.gallery == []
-    assert "Upload a photo" in web.analyse(None, "auto").message  # the upload was cleared
+    for path, words in ((notes, "this is not an image file"), (huge, "larger than 20 MB, the most this demo takes")):
+        page = web.analyse(path)
+        assert page.message.startswith(f"{path.name} was not analysed: ") and words in page.message
+        assert page.photo is None and page.faces == [] and "PIL" not in page.message
+    assert web.analyse(None).message == web_app.EMPTY_MESSAGE  # the upload was cleared
+    assert "could not be read" in web.analyse(tmp_path / "gone.png").message
 
 
-def test_no_face_scores_the_whole_image_or_says_so(web, examples):
-    scored = web.analyse(examples["coffee-no-face.png"], "auto")
-    assert html.escape(demo.NO_FACE_NOTE) in scored.message
-    assert scored.table["face"].tolist() == ["whole image"] and scored.table["box (x, y, width, height)"][0] == ""
-    assert [caption.split(":")[0] for _, caption in scored.gallery] == ["whole image"] * 2
-    refused = web.analyse(examples["coffee-no-face.png"], "on")
-    assert html.escape(demo.NO_FACE_ERROR) in refused.message and "score the whole image anyway" in refused.message
-    assert refused.photo is not None and refused.table.empty and refused.gallery == []  # the photo, so one sees why
+def test_no_face_says_so_and_the_whole_image_is_a_second_step(web, examples):
+    page = web.analyse(examples["coffee-no-face.png"])
+    assert page.message == f"coffee-no-face.png: no face found.<br><small>{html.escape(demo.NO_FACE_NOTE)}</small>"
+    assert page.result.no_face and page.faces == [] and page.photo is not None  # the photo, so one sees why
+    whole = web.analyse(examples["coffee-no-face.png"], "off")
+    assert whole.message.startswith("coffee-no-face.png, the whole image: ")
+    assert [face["face"] for face in whole.faces] == [None] and html.escape(demo.WHOLE_IMAGE_NOTE) in whole.message
 
 
-def test_flagging_saves_the_upload_and_a_record_under_new_names(web, detector, examples, monkeypatch, tmp_path):
-    assert "Nothing to flag yet" in web.flag(None, "wrongly real")
-    notes = tmp_path / "notes.txt"
-    notes.write_text("not a photo")
-    assert "Nothing to flag: notes.txt got no verdict" in web.flag(web.analyse(notes).analysis, "wrongly real")
-    assert not web.flag_dir.exists()  # nothing written for either
-
-    analysis = web.analyse(examples["astronaut.png"], "auto").analysis
-
-    class Frozen(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return datetime(2024, 5, 1, 12, 0, 0, tzinfo=tz)
-
-    tokens = iter(["same", "same", "other"])  # the second flag, in the same second, draws the first one's name
-    monkeypatch.setattr(web_app, "datetime", Frozen)
-    monkeypatch.setattr(web_app.secrets, "token_hex", lambda _: next(tokens))
-    messages = [web.flag(analysis, "wrongly real"), web.flag(analysis, "wrongly fake")]
-    assert messages == ["Flagged astronaut.png as wrongly real: saved as 20240501-120000-same. Thank you.",
-                        "Flagged astronaut.png as wrongly fake: saved as 20240501-120000-other. Thank you."]
-    records = {folder.name: json.loads((folder / web_app.FLAG_RECORD).read_text()) for folder in web.flag_dir.iterdir()}
-    assert {name: record["flag"] for name, record in records.items()} == {
-        "20240501-120000-same": "wrongly real", "20240501-120000-other": "wrongly fake"}  # the first one kept
-    for name, record in records.items():
-        folder = web.flag_dir / name
-        assert sorted(path.name for path in folder.iterdir()) == [web_app.FLAG_RECORD, "upload.png"]
-        assert (folder / record["file"]).read_bytes() == examples["astronaut.png"].read_bytes()
-        assert record["truth"] == web_app.FLAGS[record["flag"]] and record["name"] == "astronaut.png"
-        assert record["faces"] == [{"face": 1, "box": list(analysis.result.faces[0].box),
-                                    "p_fake": analysis.result.faces[0].p_fake, "label": analysis.result.faces[0].label}]
-        assert record["model"]["threshold"] == detector.threshold and record["model"]["backbone"] == detector.backbone
-        assert record["faces_mode"] == "auto" and record["time"] == "2024-05-01T12:00:00+00:00"
+def test_a_flag_goes_to_the_flag_folder(web, examples):
+    assert web.flag(None, 1, "fake") == "Nothing to flag yet: upload an image first."
+    result = web.analyse(examples["astronaut.png"]).result
+    truth = "real" if result.faces[0].verdict == "fake" else "fake"
+    assert web.flag(result, 1, truth).startswith(f"Flagged face 1 of astronaut.png as {truth}: saved as ")
+    (record,) = [json.loads(path.read_text()) for path in web.flag_dir.glob(f"*/{demo.FLAG_RECORD}")]
+    assert record["face"] == 1 and record["truth"] == truth and record["name"] == "astronaut.png"
 
 
-def test_the_model_is_described_in_one_line(detector):
-    line = web_app.describe_model(detector)
-    assert len(line.splitlines()) == 1
-    assert detector.backbone in line and f"{detector.threshold:.3f}" in line
-    assert f"{detector.metadata['validation']['roc_auc']:.3f}" in line and "dfdc-faces" in line
+def test_examples_need_no_data_and_add_test_faces_from_the_lesson_sets(dfdc, tmp_path, monkeypatch):
+    names = [path.name for path in web_app.write_examples(tmp_path / "plain", data_roots=[])]
+    assert names == ["astronaut.png", "two-people.png", "coffee-no-face.png"]
+    names = [path.name for path in web_app.write_examples(tmp_path / "with-data", data_roots=[dfdc])]
+    assert names[3:] == ["dfdc-faces-real.jpg", "dfdc-faces-fake.jpg", "dfdc-faces-three-faces.png"]
+    real = (tmp_path / "with-data" / "dfdc-faces-real.jpg").read_bytes()
+    assert real in [path.read_bytes() for path in (dfdc / "Test" / "Real").iterdir()]
+    monkeypatch.delenv(config.DATA_ENV, raising=False)
+    monkeypatch.setattr(config, "DATA_DIR", tmp_path / "data")
+    (tmp_path / "data" / "ffhq-stylegan2").mkdir(parents=True)
+    assert web_app.example_roots() == [tmp_path / "data" / "ffhq-stylegan2"]  # a lesson set, once downloaded
+    monkeypatch.setenv(config.DATA_ENV, str(dfdc))
+    assert web_app.example_roots() == [dfdc]
 
 
-def test_examples_add_test_faces_when_a_data_root_is_given(dfdc, tmp_path):
-    names = [path.name for path in web_app.write_examples(tmp_path, data_root=dfdc)]
-    assert names == ["astronaut.png", "coffee-no-face.png", "test-real.jpg", "test-fake.jpg"]
-    real = sorted((dfdc / "Test" / "Real").iterdir())[0]
-    assert (tmp_path / "test-real.jpg").read_bytes() == real.read_bytes()
+def test_a_group_photo_keeps_each_face_whole():
+    faces = [np.full((100, 80, 3), value, dtype=np.uint8) for value in (10, 20, 30)]
+    photo = web_app.group_photo(faces, side=200, gap=50)
+    assert photo.shape == (300, 50 + 3 * (160 + 50), 3)
+    assert [photo[150, 50 + i * 210 + 80, 0] for i in range(3)] == [10, 20, 30]
 
 
 def test_a_spaces_model_folder_comes_from_the_environment(tmp_path, monkeypatch):
@@ -191,6 +175,23 @@ def outbound_connections():
         yield seen
 
 
+def test_serve_says_where_the_page_is_in_one_line_and_suggests_no_share_link(capsys):
+    class Launched:
+        is_running = False
+
+        def launch(self, **options):
+            self.options = options
+            return None, "http://127.0.0.1:7860/", None
+
+    app = Launched()
+    assert web_app.serve(app, block=False) == "http://127.0.0.1:7860/"
+    assert capsys.readouterr().out == "The demo is at http://127.0.0.1:7860/ (Ctrl-C stops it).\n"
+    assert app.options["quiet"] and not app.options["share"]  # gradio's own lines suggest `share=True`
+    assert app.options["max_file_size"] == demo.MAX_UPLOAD_BYTES and app.options["js"] == web_app.BROWSER_ERRORS_JS
+    web_app.serve(app, block=False, quiet=True)
+    assert capsys.readouterr().out == ""
+
+
 def test_the_running_app_answers_gradio_client(detector, examples, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -199,29 +200,24 @@ def test_the_running_app_answers_gradio_client(detector, examples, tmp_path):
     with outbound_connections() as outbound:
         app = web_app.build_app(detector, examples=list(examples.values()), flag_dir=tmp_path / "flags")
         url = web_app.serve(app, host="127.0.0.1", port=free_port(), block=False, quiet=True)
+        assert not Path(web_app.__file__).with_suffix(".pyi").exists()  # gradio writes one beside a new component class
         try:
             client = Client(url, verbose=False, analytics_enabled=False)
-            assert "Nothing to flag yet" in client.predict(api_name="/flag_wrongly_fake")
+            message, photo, faces = client.predict(handle_file(str(examples["two-people.png"])), "on",
+                                                   api_name="/analyse")
+            direct = web_app.WebDemo(detector).analyse(examples["two-people.png"])
+            assert message == direct.message and "2 faces found" in message
+            assert Image.open(photo).size == (640, 320)
+            assert [face["face"] for face in faces] == [1, 2]
+            assert [face["p_fake"] for face in faces] == pytest.approx([face["p_fake"] for face in direct.faces], abs=1e-6)
 
-            message, photo, table, gallery = client.predict(handle_file(str(examples["astronaut.png"])), "auto",
-                                                            api_name="/analyse")
-            assert "1 face found" in message and Image.open(photo).size[0] == demo.DISPLAY_SIZE
-            direct = web_app.WebDemo(detector).analyse(examples["astronaut.png"]).table
-            assert table["headers"] == list(direct.columns) and table["data"] == direct.values.tolist()
-            p_fake = table["data"][0][1]
-            assert [item["caption"].split(":")[0] for item in gallery] == ["face 1", "face 1"]
-            assert all(Image.open(item["image"]).size[0] == Image.open(item["image"]).size[1] for item in gallery)
-            assert client.predict(api_name="/flag_wrongly_fake").startswith("Flagged astronaut.png as wrongly fake")
-            (saved,) = (tmp_path / "flags").glob(f"*/{web_app.FLAG_RECORD}")
-            assert json.loads(saved.read_text())["faces"][0]["p_fake"] == pytest.approx(p_fake, abs=5e-4)
+            message, photo, faces = client.predict(handle_file(str(notes)), "on", api_name="/analyse")
+            assert message == "notes.txt was not analysed: " + html.escape(demo.PLAIN_ERRORS["not an image file"])
+            assert photo is None and faces == []
 
-            message, photo, table, gallery = client.predict(handle_file(str(notes)), "auto", api_name="/analyse")
-            assert "notes.txt</b> was not analysed: not an image file" in message
-            assert photo is None and table["data"] == [] and gallery == []
-
-            message, photo, table, _ = client.predict(handle_file(str(examples["coffee-no-face.png"])), "on",
-                                                      api_name="/analyse")
-            assert demo.NO_FACE_ERROR in message and photo is not None and table["data"] == []
+            message, photo, faces = client.predict(handle_file(str(examples["coffee-no-face.png"])), "on",
+                                                   api_name="/analyse")
+            assert message.startswith("coffee-no-face.png: no face found.") and photo is not None and faces == []
         finally:
             app.close()
     assert outbound == []  # no analytics, no version check, nothing else beyond this machine
