@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import augment, data, robustness, spectrum
-from tests.test_spectrum import textured_images
+from tests.conftest import textured_images
 
 LAYER_NAMES = ["augment_flip", "augment_rotation", "augment_zoom", "augment_jpeg", "augment_blur"]
 

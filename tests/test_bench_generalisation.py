@@ -24,7 +24,8 @@ def fakes(bench, monkeypatch) -> dict:
         calls["trained"].append((root.name, mode))
         metadata = {"backbone": "efficientnet_lite0", "image_size": 96, "class_names": ["real", "fake"],
                     "threshold": 0.5, "profile": profile.name, "mode": mode, "data": {"root": str(root)},
-                    "validation": {"roc_auc": 0.6}, "training": {"total_seconds": 12.0, "epochs": {"stage1": 1}}}
+                    "validation": {"roc_auc": 0.6}, "training": {"total_seconds": 12.0, "epochs": {"stage1": 1}},
+                    "files": {"model.keras": "0" * 64, "model.weights.h5": "1" * 64}}  # as saving writes them
         files.write_json(out_dir / "model.json", metadata)
         return SimpleNamespace(metadata=metadata)
 

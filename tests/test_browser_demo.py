@@ -21,16 +21,13 @@ from pathlib import Path
 import pytest
 
 from helpers import config
-from tests.conftest import free_port
+from tests.conftest import free_port, layout_problems
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
 expect = sync_api.expect
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")  # the Debian package; Playwright's own browser downloads are not used
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 NOTEBOOK = "notebooks/07_upload_demo.ipynb"
 KERNEL_STATUS = ".jp-StatusBar-TextItem[title^='Change kernel']"  # "Python 3 (ipykernel) | Idle"
 STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"  # warnings and tracebacks
@@ -130,18 +127,6 @@ def lab_url(dfdc, flag_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install it with `apt-get install chromium`")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture(scope="module")
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     print(f"\nscreenshots of the upload demo: {SCREENSHOTS}")
@@ -166,51 +151,6 @@ def _run_all_cells(page) -> None:
     if not all(re.search(r"\d", prompt) for prompt in prompts):
         stderr = "\n".join(page.locator(STDERR).all_inner_texts())
         pytest.fail(f"a cell failed; prompts {prompts}; stderr:\n{stderr[-3000:]}")
-
-
-LAYOUT_PROBLEMS = """([selector, window]) => {
-    const problems = [];
-    const name = element => element.tagName.toLowerCase() + (element.id ? '#' + element.id : '')
-        + [...element.classList].slice(0, 2).map(c => '.' + c).join('')
-        + ` "${(element.textContent || element.alt || '').trim().slice(0, 40)}"`;
-    const width = document.documentElement.clientWidth;
-    if (window && document.documentElement.scrollWidth > width + 1)
-        problems.push(`the page scrolls sideways: ${document.documentElement.scrollWidth} px in a ${width} px window`);
-    for (const root of document.querySelectorAll(selector)) {
-        const frame = (root.closest('.jp-OutputArea-output') || document.documentElement).getBoundingClientRect();
-        const [left, right] = window ? [0, width] : [frame.left, frame.right];
-        for (const element of [root, ...root.querySelectorAll('*')]) {
-            const box = element.getBoundingClientRect(), style = getComputedStyle(element);
-            if (!box.width || !box.height || style.visibility === 'hidden') continue;
-            if (box.left < left - 1 || box.right > right + 1)
-                problems.push(`${name(element)} spans ${Math.round(box.left)}-${Math.round(box.right)} px, `
-                              + `outside ${Math.round(left)}-${Math.round(right)}`);
-            const clips = [style.overflowX, style.overflowY].some(value => value === 'hidden' || value === 'clip')
-                || style.textOverflow === 'ellipsis';
-            if (clips && element.scrollWidth > element.clientWidth + 1)
-                problems.push(`${name(element)} is cut at the side: ${element.scrollWidth} px in ${element.clientWidth}`);
-            if (clips && element.scrollHeight > element.clientHeight + 1)
-                problems.push(`${name(element)} is cut at the bottom: ${element.scrollHeight} px in ${element.clientHeight}`);
-        }
-        for (const image of root.querySelectorAll('img')) {
-            const box = image.getBoundingClientRect();
-            const fit = getComputedStyle(image).objectFit;  // contain and scale-down keep the shape in any box
-            if (!image.naturalWidth || !box.width || fit === 'contain' || fit === 'scale-down') continue;
-            const ratio = (box.width / box.height) / (image.naturalWidth / image.naturalHeight);
-            if (Math.abs(ratio - 1) > 0.02)
-                problems.push(`${name(image)} is drawn ${Math.round(box.width)}x${Math.round(box.height)}, `
-                              + `its own shape is ${image.naturalWidth}x${image.naturalHeight}`);
-        }
-    }
-    return problems;
-}"""
-
-
-def layout_problems(page, selector: str, window: bool = True) -> list[str]:
-    """What is cut off or squashed in the elements `selector` finds, measured in the browser: any element
-    reaching beyond the window (window=True; else beyond the notebook output holding it), any element whose
-    content overflows a box that hides the overflow, and any picture drawn in another shape than its own."""
-    return page.evaluate(LAYOUT_PROBLEMS, [selector, window])
 
 
 def _upload(page, app, path: Path) -> None:

@@ -21,8 +21,7 @@ import pytest
 
 from helpers import config, demo, web_app
 from helpers.detector import as_detector
-from tests.conftest import free_port
-from tests.test_browser_demo import browser, layout_problems  # noqa: F401  (a fixture: Debian's Chromium)
+from tests.conftest import free_port, layout_problems
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
 expect = sync_api.expect

@@ -3,10 +3,8 @@ import os
 import re
 import shutil
 import stat
-import sys
 import zipfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,15 +13,9 @@ from PIL import Image
 
 from helpers import acquire, cli, config, data, file_cache, images, pipeline
 from helpers.errors import FolderExistsError
-from tests.conftest import write_jpeg
+from tests.conftest import byte_names, undecodable, write_jpeg
 
 # Linux file names are any bytes; macOS and Windows refuse names that are not valid UTF-8 (or UTF-16).
-byte_names = pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="file names must be Unicode here")
-
-
-def undecodable(folder: Path, name: bytes = b"bad\xff.jpg") -> Path:
-    """The path of a file named with bytes that are not UTF-8, as Python holds it (undecodable bytes as surrogates)."""
-    return Path(os.fsdecode(os.fsencode(folder) + b"/" + name))
 
 
 def _splits_root(base, split_names=("Train", "Validation", "Test"), class_names=("Real", "Fake"), n=3):

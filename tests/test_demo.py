@@ -13,18 +13,10 @@ import skimage.data
 from PIL import Image
 
 from helpers import config, demo, verdicts
-from helpers.detector import as_detector
-from tests.test_faces import GREY_MISS, grey
-from tests.test_lesson_code import lesson_code, run
-from tests.test_predict import write_bad_files
+from tests.conftest import GREY_MISS, grey, lesson_code, run_lesson_code, write_bad_files
 
 PLAIN_WORDS = {"empty.jpg": "the file is empty", "notes.jpg": "not an image file",
                "truncated.jpg": "damaged or cut short"}
-
-
-@pytest.fixture(scope="module")
-def detector(trained_model_dir):
-    return as_detector(trained_model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +278,7 @@ def test_lesson_07_shows_the_upload_widget_and_callback_that_build_app_packages(
     monkeypatch.setenv(config.FLAG_DIR_ENV, str(tmp_path / "flags"))
     cells = lesson_code("07_upload_demo.ipynb")
     assert len(cells) == 2 and "widgets.FileUpload(" in cells[0] and ".observe(" in cells[1]
-    lesson = run(cells, {"detector": detector, "demo": demo})
+    lesson = run_lesson_code(cells, {"detector": detector, "demo": demo})
     app = demo.build_app(detector)
     assert app.flag_dir == lesson["flag_dir"] == tmp_path / "flags"
     value = (as_upload("two-people.png", png_bytes(two_people())), as_upload("notes.txt", b"milk, eggs"))

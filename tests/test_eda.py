@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 
 from helpers import eda, spectrum
-from tests.test_spectrum import SIZE, blurred, noise
+from tests.conftest import NOISE_SIZE, blurred, noise
 
 
 def striped(images: np.ndarray, period: int) -> np.ndarray:
     """Add horizontal stripes that repeat every `period` rows."""
-    rows = 40 * np.sin(2 * np.pi * np.arange(SIZE) / period)
+    rows = 40 * np.sin(2 * np.pi * np.arange(NOISE_SIZE) / period)
     return np.clip(images.astype(np.float32) + rows[None, :, None, None], 0, 255).astype(np.uint8)
 
 
@@ -66,8 +66,8 @@ def test_stripes_are_found_as_a_dot_at_their_frequency():
 
 def test_a_pattern_repeating_across_every_row_is_found_as_a_line():
     rng = np.random.default_rng(8)
-    phases = rng.uniform(0, 2 * np.pi, (8, SIZE, 1, 1))  # each row its own phase: energy at every vertical frequency
-    wave = 30 * np.sin(2 * np.pi * np.arange(SIZE)[None, None, :, None] / 4 + phases)
+    phases = rng.uniform(0, 2 * np.pi, (8, NOISE_SIZE, 1, 1))  # each row its own phase: energy at every vertical frequency
+    wave = 30 * np.sin(2 * np.pi * np.arange(NOISE_SIZE)[None, None, :, None] / 4 + phases)
     fakes = np.clip(noise(8, seed=9) + wave, 0, 255).astype(np.uint8)
     spectra = eda.per_class(spectrum.mean_log_spectrum, np.concatenate([noise(8, seed=10), fakes]), [0] * 8 + [1] * 8)
     peak = eda.periodic_peak(spectra["fake"] - spectra["real"])

@@ -6,16 +6,9 @@ import warnings
 import pytest
 
 from helpers import cli, config, data, evaluate, metrics, saving
-from helpers.detector import as_detector
-from tests.test_data import byte_names, undecodable
-from tests.test_predict import write_bad_files
+from tests.conftest import byte_names, undecodable, write_bad_files
 
 SUMMARY_KEYS = {"n", "counts", "roc_auc", "average_precision", "eer", "at_threshold", "at_0.5", "ci95"}
-
-
-@pytest.fixture(scope="module")
-def detector(trained_model_dir):
-    return as_detector(trained_model_dir)
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 import skimage.data
-from PIL import Image
 
 from helpers import data, faces, images, metrics, predict
 from helpers.detector import Detector
+from tests.conftest import GREY_MISS, grey
 
 TIGHT = faces.CropStyle(scale=1.0, offset_x=0.0, offset_y=0.0, level_eyes=False, tilt_p90=0.0,
                         faces_found=1, images_sampled=1)
@@ -33,13 +33,6 @@ def test_finds_the_one_face_in_a_photo_and_none_in_a_scene():
     assert 150 < x < 220 and 40 < y < 100 and 60 < width < 120 and 80 < height < 140  # her face, by eye
     assert found[0].confidence > 0.95 and abs(found[0].tilt) < 10
     assert faces.find_faces(skimage.data.coffee()) == []
-
-
-GREY_MISS = "Test/Fake/fake_00879.jpg"  # a dfdc-faces test face MTCNN finds in colour, not in plain grey
-
-
-def grey(photo: np.ndarray) -> np.ndarray:
-    return np.repeat(np.asarray(Image.fromarray(photo).convert("L"))[..., None], 3, axis=-1)
 
 
 def test_a_second_look_in_equalised_grey_finds_a_grey_face_and_no_face_in_scenes(dfdc):

@@ -38,9 +38,9 @@ from hypothesis import example, given, settings, strategies as st
 from PIL import Image
 
 import helpers
-from helpers import acquire, cli, config, data, evaluate, faces, files, litert, model_folders, predict, saving, web_app
+from helpers import acquire, cli, config, data, demo, evaluate, faces, files, litert, model_folders, predict, saving
 from helpers.detector import Prediction
-from tests.conftest import free_port, write_jpeg
+from tests.conftest import free_port, run_in_process, the_error_line, tree, write_jpeg
 
 SOURCE_ROOT = Path(helpers.__file__).resolve().parents[1]  # the subprocesses import these helpers
 KAGGLE_FILES = 190_335  # files in the Kaggle dataset, which `import` must accept
@@ -53,45 +53,6 @@ def run_command(args: list, home: Path, timeout: float = 120) -> subprocess.Comp
            "PYTHONPATH": os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "helpers", *map(str, args)], cwd=home / "world", env=env,
                           capture_output=True, text=True, encoding="utf-8", timeout=timeout)
-
-
-def run_in_process(args: list, capsys) -> subprocess.CompletedProcess:
-    """The same command through `cli.main` in this process (what `python -m helpers` calls)."""
-    try:
-        status = cli.main([str(arg) for arg in args], prog="python -m helpers")
-    except SystemExit as stopped:  # argparse's refusals
-        status = stopped.code
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(args, status, out, err)
-
-
-def the_error_line(stderr: str) -> str:
-    """The one line of stderr holding `error:`: all of stderr, or the line after argparse's usage.
-
-    Stderr is read as a terminal shows it: a progress bar that rewrites its line (a carriage return) and
-    clears it at the end leaves nothing.
-    """
-    assert "Traceback" not in stderr, stderr
-    lines = [shown for line in stderr.split("\n") if (shown := line.split("\r")[-1].strip())]
-    errors = [line for line in lines if "error:" in line]
-    assert len(errors) == 1 and lines[-1] == errors[0], stderr
-    if not lines[0].startswith("usage:"):
-        assert len(lines) == 1, stderr
-    return errors[0]
-
-
-def tree(folder: Path) -> dict[str, str]:
-    """Every entry below `folder`: a file's sha256, a link's target, or "folder"."""
-    found = {}
-    for top, folders, names in os.walk(folder):
-        for name in folders + names:
-            path = Path(top, name)
-            key = path.relative_to(folder).as_posix()
-            if path.is_symlink():
-                found[key] = f"link to {os.readlink(path)}"
-            else:
-                found[key] = "folder" if path.is_dir() else files.sha256_of(path)
-    return found
 
 
 # ----------------------------------------------------------------------------- what the cases are made of
@@ -442,8 +403,8 @@ def use_every_field(folder: Path, metadata: dict) -> None:
     style = faces.CropStyle.from_metadata(metadata)
     detector = SimpleNamespace(metadata=metadata, backbone=str(metadata["backbone"]), image_size=size,
                                threshold=threshold, crop_style=style, directory=folder)
-    assert web_app.describe_model(detector).startswith("Model: ")
-    json.dumps(web_app.WebDemo(detector, folder / "flags")._model_record())
+    assert demo.describe_model(detector).startswith("The model is ")
+    json.dumps(demo.model_record(detector))
     frame = pd.DataFrame(columns=["path", "relpath", "split", "label"])
     evaluate.overlap_warning(metadata.get("data", {}), str(folder), "test", frame)
     assert isinstance(litert.stale_reason(folder), str)  # no export here: a reason, whatever the sidecar says

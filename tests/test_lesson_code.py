@@ -5,7 +5,6 @@ on the data root the notebooks use (the shared faces, or the stand-in set in a f
 compared with `build_classifier`, `train_stage1`, `unfreeze_top_blocks` and `train_stage2`; lesson
 08's self-blend with `sbi.self_blend` on a photo that ships with scikit-image.
 """
-import json
 
 import keras
 import numpy as np
@@ -13,18 +12,7 @@ import pytest
 
 from helpers import backbones, config, data, lessons, model_folders, sbi, train
 from helpers import classifier
-
-
-def lesson_code(notebook: str) -> list[str]:
-    """The sources of a notebook's cells tagged `lesson-code`, in order."""
-    cells = json.loads((config.REPO_ROOT / "notebooks" / notebook).read_text())["cells"]
-    return ["".join(cell["source"]) for cell in cells if "lesson-code" in cell["metadata"].get("tags", [])]
-
-
-def run(sources: list[str], namespace: dict) -> dict:
-    for number, source in enumerate(sources):
-        exec(compile(source, f"<lesson-code cell {number}>", "exec"), namespace)
-    return namespace
+from tests.conftest import lesson_code, run_lesson_code
 
 
 def same_weights(first, second) -> bool:
@@ -55,7 +43,7 @@ def test_the_lessons_cells_are_tagged():
 def test_lesson_03_builds_and_trains_what_the_helpers_do(smoke_run, tmp_path):
     profile, frames, namespace = smoke_run
     cells = lesson_code("03_frozen_head_training.ipynb")
-    run(cells[:3], namespace)
+    run_lesson_code(cells[:3], namespace)
     shown = namespace["model"]
     packaged = classifier.build_classifier(namespace["backbone_name"], profile.image_size,
                                          augmentations=profile.augmentations)
@@ -68,7 +56,7 @@ def test_lesson_03_builds_and_trains_what_the_helpers_do(smoke_run, tmp_path):
             assert ours.trainable == theirs.trainable, ours.name
     assert same_weights(shown.get_weights(), packaged.get_weights())
 
-    run(cells[3:], namespace)
+    run_lesson_code(cells[3:], namespace)
     train.train_stage1(packaged, frames["train"], frames["validation"], profile, tmp_path / "helper", verbose=0)
     assert same_weights(shown.get_weights(), packaged.get_weights())
     assert not same_weights(shown.get_weights(), classifier.build_classifier(
@@ -80,12 +68,12 @@ def test_lesson_04_fine_tunes_what_the_helpers_do(smoke_run, tmp_path):
     model, _, stage1_history = lessons.load_stage1(config.data_root(), profile, verbose=0)  # trains one: smoke
     namespace.update(keras=keras, model=model, stage1_history=stage1_history)
     unfreeze, fine_tune = lesson_code("04_fine_tuning.ipynb")
-    run([unfreeze], namespace)
+    run_lesson_code([unfreeze], namespace)
     helper_model, _, _ = lessons.load_stage1(config.data_root(), profile)
     assert namespace["blocks"] == classifier.unfreeze_top_blocks(helper_model, profile.unfreeze_blocks)
     assert [layer.trainable for layer in model.layers] == [layer.trainable for layer in helper_model.layers]
 
-    run([fine_tune], namespace)
+    run_lesson_code([fine_tune], namespace)
     helper_model, _, _ = lessons.load_stage1(config.data_root(), profile)
     train.train_stage2(helper_model, frames["train"], frames["validation"], profile, tmp_path / "helper", verbose=0)
     assert same_weights(namespace["model"].get_weights(), helper_model.get_weights())
@@ -98,7 +86,7 @@ def test_lesson_08_self_blends_what_sbi_does():
 
     photo = skimage.data.astronaut()  # an RGB photo with a face: any uint8 RGB image will do
     faces = [photo[20:276, 120:376], photo[40:240, 140:360]]  # square, and not square
-    namespace = run(lesson_code("08_generalisation.ipynb"), {"faces": faces, "config": config,
+    namespace = run_lesson_code(lesson_code("08_generalisation.ipynb"), {"faces": faces, "config": config,
                                                                "print": lambda *args, **kwargs: None})
     self_blend, face_mask = namespace["self_blend"], namespace["face_mask"]
     fakes = []

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import audit, config, data, near_duplicates, planted_shortcuts
-from tests.test_lesson_code import lesson_code, run
+from tests.conftest import lesson_code, run_lesson_code
 
 NOTEBOOK = "01_eda_and_audit.ipynb"
 
@@ -38,7 +38,7 @@ def test_the_lessons_cells_are_tagged():
 @pytest.mark.parametrize("which", ["lesson data", "planted shortcuts"])
 def test_lesson_01_computes_the_audits_statistics(smoke_audits, which):
     result = smoke_audits[which]
-    namespace = run(lesson_code(NOTEBOOK), {"result": result, "audit": audit, "config": config,
+    namespace = run_lesson_code(lesson_code(NOTEBOOK), {"result": result, "audit": audit, "config": config,
                                             "near_duplicates": near_duplicates, "print": lambda *args, **kwargs: None})
     features = audit.metadata_features(result.images)
     labels = result.images["label"].to_numpy()

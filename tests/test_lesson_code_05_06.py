@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import classifier, config, data, gradcam, images, metrics
-from tests.test_lesson_code import lesson_code, run
+from tests.conftest import lesson_code, run_lesson_code
 
 SIZE = 96  # the smoke profile's size: a 3 x 3 top activation
 
@@ -27,7 +27,7 @@ def test_lesson_05_fits_the_temperature_the_helper_fits(made_with):
     true_logits = rng.normal(0, 2, 600)
     labels = (rng.random(600) < 1 / (1 + np.exp(-true_logits))).astype(int)
     validation = pd.DataFrame({"label": labels, "p_fake": 1 / (1 + np.exp(-made_with * true_logits))})
-    namespace = run(lesson_code("05_evaluation.ipynb"),
+    namespace = run_lesson_code(lesson_code("05_evaluation.ipynb"),
                     {"np": np, "metrics": metrics, "validation": validation, "print": lambda *args: None})
     helper = metrics.fit_temperature(validation["label"], validation["p_fake"])
     assert namespace["temperature"] == pytest.approx(helper.temperature, rel=1e-6)
@@ -52,7 +52,7 @@ def faces() -> np.ndarray:
 
 
 def test_lesson_06_computes_the_gradcam_maps_of_the_helper(detector_model, faces):
-    namespace = run(lesson_code("06_explaining_and_robustness.ipynb"),
+    namespace = run_lesson_code(lesson_code("06_explaining_and_robustness.ipynb"),
                     {"model": detector_model, "pictures": faces, "print": lambda *args: None})
     heatmaps = namespace["heatmaps"]
     packaged = gradcam.gradcam(detector_model, faces)
@@ -64,7 +64,7 @@ def test_lesson_06_computes_the_gradcam_maps_of_the_helper(detector_model, faces
 
 def test_lesson_06_reads_the_log_odds_not_p_fake(detector_model, faces):
     """The score the cell differentiates is the log-odds of the model's own p(fake)."""
-    namespace = run(lesson_code("06_explaining_and_robustness.ipynb"),
+    namespace = run_lesson_code(lesson_code("06_explaining_and_robustness.ipynb"),
                     {"model": detector_model, "pictures": faces, "print": lambda *args: None})
     p_fake = detector_model.predict(faces, verbose=0)[:, 1]
     np.testing.assert_allclose(namespace["score"].numpy(), np.log(p_fake / (1 - p_fake)), atol=1e-3)

@@ -170,7 +170,7 @@ def test_colab_gets_the_lesson_sets_again_in_the_next_runtime(colab, monkeypatch
     assert len(colab["downloads"]["lesson-sets"]) == 1
 
     for name in (config.DATA_ENV, config.CROSS_DATA_ENV):  # the next lesson: a fresh runtime, its disk empty
-        monkeypatch.delenv(name)
+        os.environ.pop(name)  # clean_env restores the whole environment (monkeypatch would restore these two after it)
     shutil.rmtree(notebook.LOCAL_DATA)
     notebook.start(profile="smoke")
     assert len(colab["downloads"]["lesson-sets"]) == 2 and colab["downloads"]["kaggle"] == []

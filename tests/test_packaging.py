@@ -1,47 +1,19 @@
 """The environment files agree, and every notebook is committed clean and opens in Colab."""
 import json
-import re
-import tomllib
 
 import pytest
 import yaml
-from packaging.requirements import Requirement
 from packaging.version import Version
 
 from helpers import config
+from tests.conftest import environment_pins, pyproject_requirements
 
 ROOT = config.REPO_ROOT
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def _pyproject_requirements() -> dict[str, Requirement]:
-    """The core requirements and dev's, with the extras dev names (`deepfake-lessons[app]`) expanded."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements, extras = list(project["dependencies"]), ["dev"]
-    while extras:
-        for spec in project["optional-dependencies"][extras.pop()]:
-            if Requirement(spec).name == project["name"]:
-                extras += sorted(Requirement(spec).extras)
-            else:
-                requirements.append(spec)
-    return {Requirement(r).name.lower(): Requirement(r) for r in requirements}
-
-
-def _environment_pins() -> dict[str, str]:
-    """name -> pinned version (as a minor series like '2.4' or an exact version) from environment.yml."""
-    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
-    pins = {}
-    for entry in environment["dependencies"]:
-        specs = entry["pip"] if isinstance(entry, dict) else [entry]
-        for spec in specs:
-            match = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*=?=\s*([0-9.]+)(\.\*)?", spec.strip())
-            if match:
-                pins[match[1].lower()] = match[2]
-    return pins
-
-
 def test_environment_yml_and_pyproject_agree():
-    requirements, pins = _pyproject_requirements(), _environment_pins()
+    requirements, pins = pyproject_requirements(), environment_pins()
     assert set(requirements) - {"pip"} <= set(pins), f"missing from environment.yml: {set(requirements) - set(pins)}"
     for name, version in pins.items():
         if name in ("python", "pip"):
@@ -59,7 +31,7 @@ def test_environment_installs_this_package_through_pip():
 
 
 def test_tensorflow_requirement_keeps_colabs_gpu_build():
-    tensorflow = _pyproject_requirements()["tensorflow"]
+    tensorflow = pyproject_requirements()["tensorflow"]
     assert tensorflow.name == "tensorflow"  # not tensorflow-cpu, which would sit beside Colab's GPU build
     assert Version("2.18") in tensorflow.specifier
 

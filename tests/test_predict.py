@@ -14,23 +14,7 @@ from PIL import Image
 from helpers import cli, files, images, predict, saving
 from helpers.detector import Detector, NO_FACE, NoCropStyleError, as_detector
 from helpers.faces import find_faces
-from tests.test_data import byte_names, undecodable
-from tests.test_hostile_input import run_in_process, the_error_line, tree
-
-
-def write_bad_files(folder, jpeg_bytes: bytes) -> dict:
-    """An empty file, a text file and a truncated JPEG (from real bytes), each named like an image."""
-    folder.mkdir(parents=True, exist_ok=True)
-    contents = {"empty.jpg": b"", "notes.jpg": b"shopping list: eggs, milk\n",
-                "truncated.jpg": jpeg_bytes[: len(jpeg_bytes) // 2]}
-    for name, content in contents.items():
-        (folder / name).write_bytes(content)
-    return {"empty.jpg": "empty", "notes.jpg": "not an image", "truncated.jpg": "truncated or corrupt"}
-
-
-@pytest.fixture(scope="module")
-def detector(trained_model_dir):
-    return as_detector(trained_model_dir)
+from tests.conftest import byte_names, run_in_process, the_error_line, tree, undecodable, write_bad_files
 
 
 @pytest.fixture(scope="module")

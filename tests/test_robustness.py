@@ -9,15 +9,9 @@ import pytest
 from sklearn import metrics as skm
 
 from helpers import config, data, robustness, spectrum
-from helpers.detector import as_detector
-from tests.test_spectrum import textured_images
+from tests.conftest import textured_images
 
 LEVELS = {"jpeg": [60, 10], "downscale": [4], "blur": [2.0]}
-
-
-@pytest.fixture(scope="module")
-def detector(trained_model_dir):
-    return as_detector(trained_model_dir)
 
 
 @pytest.fixture(scope="module")

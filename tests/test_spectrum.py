@@ -5,27 +5,9 @@ The image makers here are shared with test_eda, test_augment and test_robustness
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
-from scipy.ndimage import uniform_filter
 
 from helpers import spectrum
-
-SIZE = 64
-
-
-def noise(count: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (count, SIZE, SIZE, 3), dtype=np.uint8)
-
-
-def blurred(images: np.ndarray) -> np.ndarray:
-    return uniform_filter(images.astype(np.float32), size=(1, 5, 5, 1)).astype(np.uint8)
-
-
-def textured_images(count: int = 8, size: int = 48) -> np.ndarray:
-    """uint8 images with both smooth shading and fine detail (no symmetry to hide a flip)."""
-    rng = np.random.default_rng(0)
-    ramp = np.linspace(0, 160, size)[None, :, None, None] + np.linspace(0, 60, size)[None, None, :, None]
-    detail = rng.normal(0, 25, (count, size, size, 3))
-    return np.clip(ramp + detail + 20, 0, 255).astype(np.uint8)
+from tests.conftest import NOISE_SIZE, blurred, noise, textured_images
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +32,7 @@ def test_one_image_and_a_batch_give_the_same_spectrum():
 
 def test_log_spectrum_is_centred_and_symmetric():
     log_spectrum = spectrum.mean_log_spectrum(noise(3, seed=0))
-    assert log_spectrum.shape == (SIZE, SIZE)
+    assert log_spectrum.shape == (NOISE_SIZE, NOISE_SIZE)
     # A real image's spectrum is point-symmetric about the centre (the first row and column have no mirror).
     inner = log_spectrum[1:, 1:]
     np.testing.assert_allclose(inner, inner[::-1, ::-1], rtol=1e-4)

@@ -15,16 +15,9 @@ from packaging.version import Version
 from PIL import Image
 
 from helpers import config, demo, verdicts, web_app
-from helpers.detector import as_detector
-from tests.conftest import free_port
-from tests.test_packaging import _environment_pins, _pyproject_requirements
+from tests.conftest import environment_pins, free_port, pyproject_requirements
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
-
-@pytest.fixture(scope="module")
-def detector(trained_model_dir):
-    return as_detector(trained_model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -130,15 +123,15 @@ def test_the_space_is_configured_for_the_gradio_we_test():
     front = _front_matter((space / "README.md").read_text())
     assert front["sdk"] == "gradio" and (space / front["app_file"]).is_file() and front["license"] == "apache-2.0"
     assert front["title"] and len(front["short_description"]) <= 60  # the Hub's limit
-    gradio = _pyproject_requirements()["gradio"]
+    gradio = pyproject_requirements()["gradio"]
     assert Version(front["sdk_version"]) in gradio.specifier
-    assert front["sdk_version"].startswith(_environment_pins()["gradio"] + ".")  # the version environment.yml pins
+    assert front["sdk_version"].startswith(environment_pins()["gradio"] + ".")  # the version environment.yml pins
 
 
 def test_the_spaces_requirements_use_pyprojects_ranges():
     lines = (config.REPO_ROOT / "space" / "requirements.txt").read_text().splitlines()
     requirements = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
-    ours = _pyproject_requirements()
+    ours = pyproject_requirements()
     assert "gradio" not in {requirement.name for requirement in requirements}  # sdk_version installs it
     for requirement in requirements:
         if requirement.name == "huggingface_hub":  # comes with gradio; app.py downloads models with it

@@ -249,6 +249,8 @@ def _test_faces(root: Path, folder: Path, group: bool) -> list[Path]:
 def _photo_input(**kwargs) -> gr.Image:
     """An image input that hands the upload over as the file it was: gradio's own would open it first and
     answer a file it cannot read with an error of its own, instead of the page's message."""
+    import gradio as gr
+
     photo = gr.Image(type="filepath", image_mode=None, **kwargs)
     opened = photo.preprocess
 
