@@ -291,6 +291,25 @@ LAYOUT_PROBLEMS = """([selector, window]) => {
 }"""
 
 
+def check_face_card(card, number: int, timeout_ms: int) -> str:
+    """One face's card as both demos draw it: its number, the crop and the Grad-CAM map decoded, a verdict
+    badge, the bar with the threshold's mark, the line that reads the number, and two flag buttons.
+    Returns the verdict."""
+    from playwright.sync_api import expect
+
+    expect(card).to_contain_text(f"Face {number}", timeout=timeout_ms)
+    pictures = card.locator("img")
+    expect(pictures).to_have_count(2, timeout=timeout_ms)
+    assert all(picture.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0 for picture in pictures.all())
+    verdict = card.locator(".verdict").get_attribute("data-verdict")
+    assert verdict in ("fake", "real", "uncertain")
+    expect(card.locator(".badge")).to_have_text(verdict.upper())
+    expect(card.locator(".bar .threshold")).to_have_count(1)
+    expect(card.locator(".reading")).to_have_text(re.compile(r"^fake from \S+ up; (< )?[01]\.\d{3} is (above|below|at) it"))
+    expect(card.get_by_role("button")).to_have_text(["It is real", "It is fake"])
+    return verdict
+
+
 def layout_problems(page, selector: str, window: bool = True) -> list[str]:
     """What is cut off or squashed in the elements `selector` finds, measured in the browser: any element
     reaching beyond the window (window=True; else beyond the notebook output holding it), any element whose

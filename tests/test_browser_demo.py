@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers import config
-from tests.conftest import free_port, layout_problems
+from tests.conftest import check_face_card, free_port, layout_problems
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
 expect = sync_api.expect
@@ -173,25 +173,12 @@ def _card(app, name: str):
 
 
 def _check_faces(card, count: int) -> list[str]:
-    """The card's photo and one card per face: its number, crop and Grad-CAM map decoded, a verdict badge, the
-    bar with the threshold's mark, the line that reads the number, and two flag buttons. Returns the verdicts."""
+    """The card of an upload: one card per face, each checked as both demos draw it (`check_face_card`)."""
     faces = card.locator(".face-card")
     expect(faces).to_have_count(count, timeout=RENDER_MS)
     verdicts = []
     for number in range(count):
-        face = faces.nth(number)
-        expect(face).to_contain_text(f"Face {number + 1}", timeout=RENDER_MS)
-        pictures = face.locator("img")
-        expect(pictures).to_have_count(2, timeout=RENDER_MS)
-        for picture in pictures.all():
-            assert picture.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
-        verdict = face.locator(".verdict").get_attribute("data-verdict")
-        assert verdict in ("fake", "real", "uncertain")
-        expect(face.locator(".badge")).to_have_text(verdict.upper())
-        expect(face.locator(".bar .threshold")).to_have_count(1)
-        expect(face.locator(".reading")).to_have_text(re.compile(r"^fake from \S+ up; (< )?[01]\.\d{3} is "))
-        expect(face.get_by_role("button")).to_have_text(["It is real", "It is fake"])
-        verdicts.append(verdict)
+        verdicts.append(check_face_card(faces.nth(number), number + 1, RENDER_MS))
     return verdicts
 
 

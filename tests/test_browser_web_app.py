@@ -21,7 +21,7 @@ import pytest
 
 from helpers import config, demo, web_app
 from helpers.detector import as_detector
-from tests.conftest import free_port, layout_problems
+from tests.conftest import check_face_card, free_port, layout_problems
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
 expect = sync_api.expect
@@ -95,22 +95,11 @@ def _open(browser, url: str, viewport: dict, requests: list):
 
 
 def _check_cards(page, count: int) -> list[str]:
-    """Each face's card: its number, the crop and the Grad-CAM map decoded, a verdict badge, the bar with its
-    threshold mark, the line that reads the number, and two flag buttons. Returns the verdicts."""
-    cards = page.locator(".face-card")
-    expect(cards).to_have_count(count, timeout=ANALYSIS_MS)
+    """Each face's card, checked as both demos draw it (`check_face_card`). Returns the verdicts."""
+    expect(page.locator(".face-card")).to_have_count(count, timeout=ANALYSIS_MS)
     verdicts = []
     for number in range(1, count + 1):
-        card = page.locator(f"#face-{number}")
-        expect(card).to_contain_text(f"Face {number}")
-        assert all(width > 0 for width in _images_decoded(card.locator("img"))) and card.locator("img").count() == 2
-        verdict = card.locator(".verdict").get_attribute("data-verdict")
-        assert verdict in ("fake", "real", "uncertain")
-        expect(card.locator(".badge")).to_have_text(verdict.upper())
-        expect(card.locator(".bar .threshold")).to_have_count(1)
-        expect(card.locator(".reading")).to_have_text(re.compile(r"^fake from \S+ up; (< )?[01]\.\d{3} is (above|below|at) it"))
-        expect(card.get_by_role("button")).to_have_text(["it is real", "it is fake"])
-        verdicts.append(verdict)
+        verdicts.append(check_face_card(page.locator(f"#face-{number}"), number, ANALYSIS_MS))
     return verdicts
 
 
@@ -140,15 +129,15 @@ def test_the_web_app_on_a_desktop(browser, running_app, examples, screenshots, t
     verdict = verdicts[number - 1]
     agrees, disagrees = ("real", "fake") if verdict in ("real", "uncertain") else ("fake", "real")
     card = page.locator(f"#face-{number}")
-    card.get_by_role("button", name=f"it is {agrees}").click()
+    card.get_by_role("button", name=f"It is {agrees}").click()
     if verdict == "uncertain":  # no side to agree with: either flag is taken
         expect(card.locator(".prose.flag-message")).to_contain_text(f"Flagged face {number} of", timeout=ANALYSIS_MS)
     else:
         expect(card.locator(".prose.flag-message")).to_contain_text(f"Not flagged: face {number} already reads {agrees}",
                                                               timeout=ANALYSIS_MS)
     other = 3 if number != 3 else 2
-    page.locator(f"#face-{other}").get_by_role("button", name="it is real" if verdicts[other - 1] != "real"
-                                               else "it is fake").click()
+    page.locator(f"#face-{other}").get_by_role("button", name="It is real" if verdicts[other - 1] != "real"
+                                               else "It is fake").click()
     expect(page.locator(f"#face-{other} .prose.flag-message")).to_contain_text(f"Flagged face {other} of "
                                                                          "dfdc-faces-three-faces.png", timeout=ANALYSIS_MS)
     records = [json.loads(path.read_text()) for path in flag_dir.glob(f"*/{demo.FLAG_RECORD}")]

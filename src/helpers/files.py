@@ -112,6 +112,17 @@ def write_json(path: str | os.PathLike, data) -> Path:
     return write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+def read_results(folder: str | os.PathLike, command: str) -> list[dict]:
+    """Every JSON file in `folder` (a benchmark's committed results), sorted by name.
+
+    FileNotFoundError, naming `command` (what writes them), when the folder holds none.
+    """
+    found = sorted(Path(folder).glob("*.json"))
+    if not found:
+        raise FileNotFoundError(f"No results in {folder}: run `{command}` first.")
+    return [json.loads(path.read_text(encoding="utf-8")) for path in found]
+
+
 def sha256_of(path: str | os.PathLike) -> str:
     """The hex sha256 of a file's bytes, read in chunks (model files can be large)."""
     digest = hashlib.sha256()

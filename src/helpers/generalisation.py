@@ -9,14 +9,13 @@ ROC-AUC its 95% bootstrap interval, resampling whole groups of test images where
 """
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from helpers import config, metrics
+from helpers import config, files, metrics
 from helpers.evaluate import OverlapWarning, evaluate
 
 
@@ -55,11 +54,7 @@ def cross_dataset_table(models: dict, roots: dict[str, str | Path], profile: con
 
 def load_results(folder=RESULTS_DIR) -> list[dict]:
     """Every result of bench_generalisation in `folder` (benchmarks/generalisation by default), by training set."""
-    found = sorted(Path(folder).glob("*.json"))
-    if not found:
-        raise FileNotFoundError(f"No generalisation results in {folder}: run "
-                                "`python benchmarks/bench_generalisation.py` first.")
-    return [json.loads(path.read_text()) for path in found]
+    return files.read_results(folder, "python benchmarks/bench_generalisation.py")
 
 
 def with_groups(result: dict, test_set: str, groups: list) -> dict:

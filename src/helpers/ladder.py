@@ -19,7 +19,6 @@ so the groups can be named later (`with_test_images`, `with_groups`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import backbones, config, data, metrics, train
+from helpers import backbones, config, data, files, metrics, train
 from helpers import classifier
 
 CAPSTONE_LAYERS = 30  # the original project unfroze "the top 30 layers"
@@ -307,10 +306,7 @@ def steps(labels, results: list[dict], groups=None) -> list[dict]:
 
 def load_results(folder=RESULTS_DIR) -> list[dict]:
     """Every ladder result in `folder` (benchmarks/ladder by default), sorted by data set."""
-    files = sorted(Path(folder).glob("*.json"))
-    if not files:
-        raise FileNotFoundError(f"No ladder results in {folder}: run `python benchmarks/bench_capstone.py` first.")
-    return [json.loads(path.read_text()) for path in files]
+    return files.read_results(folder, "python benchmarks/bench_capstone.py")
 
 
 def ladder_table(result: dict) -> pd.DataFrame:
@@ -434,10 +430,7 @@ def seed_summary(runs: list[dict]) -> dict:
 
 def load_seeds(folder=SEEDS_DIR) -> list[dict]:
     """Every seeds result in `folder` (benchmarks/ladder/seeds by default), sorted by data set."""
-    files = sorted(Path(folder).glob("*.json"))
-    if not files:
-        raise FileNotFoundError(f"No seeds results in {folder}: run `python benchmarks/bench_seeds.py` first.")
-    return [json.loads(path.read_text()) for path in files]
+    return files.read_results(folder, "python benchmarks/bench_seeds.py")
 
 
 def seed_table(result: dict) -> pd.DataFrame:

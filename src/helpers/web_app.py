@@ -311,7 +311,7 @@ def build_app(detector_or_model_dir: Detector | str | os.PathLike, examples: lis
                             gr.HTML(demo.face_html(face))
                             with gr.Row(elem_classes="flag-row"):
                                 gr.HTML("Wrong verdict? Flag it:", elem_classes="flag-label")
-                                buttons = {truth: gr.Button(f"it is {truth}", size="sm", elem_classes=f"flag-{truth}")
+                                buttons = {truth: gr.Button(f"It is {truth}", size="sm", elem_classes=f"flag-{truth}")
                                            for truth in config.CLASS_NAMES}
                             said = gr.HTML("", elem_classes="flag-message")
                             for truth, button in buttons.items():
