@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tomllib
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -315,3 +316,33 @@ def layout_problems(page, selector: str, window: bool = True) -> list[str]:
     reaching beyond the window (window=True; else beyond the notebook output holding it), any element whose
     content overflows a box that hides the overflow, and any picture drawn in another shape than its own."""
     return page.evaluate(LAYOUT_PROBLEMS, [selector, window])
+
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+@contextmanager
+def outbound_connections():
+    """A list that fills with every host this process looks up or connects to, other than this machine."""
+    seen = []
+    connect, getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+    def recording_connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOOPBACK:
+            seen.append(f"connect {address}")
+        return connect(sock, address)
+
+    def recording_getaddrinfo(host, *args, **kwargs):
+        if host not in LOOPBACK and host is not None:
+            seen.append(f"lookup {host}")
+        return getaddrinfo(host, *args, **kwargs)
+
+    import huggingface_hub.constants
+
+    with pytest.MonkeyPatch.context() as patch:
+        # The test's own gradio_client would ask the Hub for its list of AI agents and send telemetry
+        # (helpers.web_app's environment turns both off only when it is imported before huggingface_hub).
+        patch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)
+        patch.setattr(socket.socket, "connect", recording_connect)
+        patch.setattr(socket, "getaddrinfo", recording_getaddrinfo)
+        yield seen

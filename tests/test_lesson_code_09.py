@@ -32,8 +32,7 @@ import pytest
 from PIL import Image
 
 from helpers import classifier, config, export, files, litert, saving
-from tests.conftest import free_port
-from tests.test_lesson_code import lesson_code, run
+from tests.conftest import free_port, lesson_code, outbound_connections, run_lesson_code
 
 NOTEBOOK = "09_deployment.ipynb"
 SIZE = 32
@@ -101,7 +100,7 @@ def archive(path) -> dict[str, bytes]:
 
 
 def test_the_lesson_saves_the_folder_that_save_model_saves(model, tmp_path):
-    namespace = run([cells()["save"]], {"Path": Path, "keras": keras, "print": quiet})
+    namespace = run_lesson_code([cells()["save"]], {"Path": Path, "keras": keras, "print": quiet})
     ours = namespace["save_model"](model, tmp_path / "lesson", METADATA)
     theirs = saving.save_model(model, tmp_path / "helpers", METADATA)
     names = sorted([saving.MODEL_FILE, saving.SIDECAR_FILE, saving.WEIGHTS_FILE])
@@ -150,7 +149,7 @@ def test_the_lesson_loads_what_load_model_loads(model, images, tmp_path, damage)
     folder = saving.save_model(model, tmp_path / "model", METADATA)
     DAMAGE[damage](folder)
     printed = []
-    namespace = run([cells()["load"]], {"Path": Path, "files": files, "keras": keras,
+    namespace = run_lesson_code([cells()["load"]], {"Path": Path, "files": files, "keras": keras,
                                         "print": lambda *args, **kwargs: printed.append(" ".join(map(str, args)))})
     ours, ours_metadata = namespace["load_model"](folder)
     helper_lines = io.StringIO()
@@ -170,7 +169,7 @@ def test_the_lesson_refuses_what_load_model_refuses(model, tmp_path):
     folder = saving.save_model(model, tmp_path / "model", METADATA)
     (folder / saving.MODEL_FILE).write_bytes(b"cut")
     (folder / saving.WEIGHTS_FILE).write_bytes(b"cut")
-    namespace = run([cells()["load"]], {"Path": Path, "files": files, "keras": keras,
+    namespace = run_lesson_code([cells()["load"]], {"Path": Path, "files": files, "keras": keras,
                                         "print": quiet})
     with pytest.raises(saving.ModelFileError, match="neither model file"):
         namespace["load_model"](folder)
@@ -187,7 +186,7 @@ def test_the_lesson_converts_and_runs_what_export_and_litert_do(model, images, t
     folder = saving.save_model(model, tmp_path / "model", METADATA)
     import tensorflow as tf
 
-    namespace = run([cells()["convert"], cells()["run export"]],
+    namespace = run_lesson_code([cells()["convert"], cells()["run export"]],
                     {"model": model, "folder": folder, "tf": tf, "np": np, "print": quiet})
     blob = namespace["blob"]
     assert blob == export.to_tflite(model), "the lesson's conversion and the helper's give different files"
@@ -311,7 +310,6 @@ def test_the_lessons_app_answers_as_the_space_does_offline(space_folder, tmp_pat
     both pages score the same photo the same way."""
     from gradio_client import Client, handle_file
 
-    from tests.test_web_app import outbound_connections
 
     photo = tmp_path / "astronaut.png"
     import skimage.data
@@ -328,15 +326,15 @@ def test_the_lessons_app_answers_as_the_space_does_offline(space_folder, tmp_pat
     app = None
     try:
         wait_for(space_url, process, output)
-        namespace = run([cells()["serve"]], {"folder": space_folder / "model", "work": tmp_path, "print": quiet})
+        namespace = run_lesson_code([cells()["serve"]], {"folder": space_folder / "model", "work": tmp_path, "print": quiet})
         app, lesson_url = namespace["app"], namespace["url"]
         assert lesson_url != space_url
         answers = []
         with outbound_connections() as outbound:
             for url in (space_url, lesson_url):
                 client = Client(url, verbose=False, analytics_enabled=False)
-                message, _, table, gallery = client.predict(handle_file(str(photo)), "auto", api_name="/analyse")
-                answers.append((message, table["data"], [item["caption"] for item in gallery]))
+                message, _, faces = client.predict(handle_file(str(photo)), "on", api_name="/analyse")
+                answers.append((message, faces))
         assert outbound == []
         assert answers[0] == answers[1]
         assert "astronaut.png" in answers[0][0] and answers[0][1], "no verdict in the page's answer"

@@ -3,8 +3,6 @@ gradio_client."""
 import html
 import json
 import os
-import socket
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +13,7 @@ from packaging.version import Version
 from PIL import Image
 
 from helpers import config, demo, verdicts, web_app
-from tests.conftest import environment_pins, free_port, pyproject_requirements
-
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+from tests.conftest import environment_pins, free_port, outbound_connections, pyproject_requirements
 
 
 @pytest.fixture(scope="module")
@@ -141,31 +137,6 @@ def test_the_spaces_requirements_use_pyprojects_ranges():
 
 
 # ----------------------------------------------------------------------------- the running app
-@contextmanager
-def outbound_connections():
-    """A list that fills with every host this process looks up or connects to, other than this machine."""
-    seen = []
-    connect, getaddrinfo = socket.socket.connect, socket.getaddrinfo
-
-    def recording_connect(sock, address):
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOOPBACK:
-            seen.append(f"connect {address}")
-        return connect(sock, address)
-
-    def recording_getaddrinfo(host, *args, **kwargs):
-        if host not in LOOPBACK and host is not None:
-            seen.append(f"lookup {host}")
-        return getaddrinfo(host, *args, **kwargs)
-
-    import huggingface_hub.constants
-
-    with pytest.MonkeyPatch.context() as patch:
-        # The test's own gradio_client would ask the Hub for its list of AI agents and send telemetry
-        # (helpers.web_app's environment turns both off only when it is imported before huggingface_hub).
-        patch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)
-        patch.setattr(socket.socket, "connect", recording_connect)
-        patch.setattr(socket, "getaddrinfo", recording_getaddrinfo)
-        yield seen
 
 
 def test_serve_says_where_the_page_is_in_one_line_and_suggests_no_share_link(capsys):
