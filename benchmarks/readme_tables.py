@@ -12,17 +12,23 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 
-from helpers import config, generalisation, ladder
+import numpy as np
+
+from helpers import config, generalisation, ladder, metrics, train
 
 README = config.REPO_ROOT / "README.md"
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 
+def _with(value: float, interval, digits: int = 3) -> str:
+    """A number and its 95% interval, as README writes them: 0.847 [0.808, 0.882]."""
+    low, high = interval
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
 def _interval(found: dict) -> str:
-    low, high = found["ci95"]
-    return f"{found['value']:.3f} [{low:.3f}, {high:.3f}]"
+    return _with(found["value"], found["ci95"])
 
 
 def ladder_table() -> str:
@@ -53,18 +59,37 @@ def seeds_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def results_table() -> str:
+    """Each set's `real+fake` model (what `deepfake-lessons train` makes) on its own test split."""
+    lines = ["| data | test images | ROC-AUC | average precision | recall real / fake at the validation threshold |",
+             "| --- | --- | --- | --- | --- |"]
+    for result in generalisation.load_results():
+        model = next(model for model in result["models"] if model["mode"] == "real+fake")
+        images = result["test_sets"][result["data"]]
+        summary = metrics.summary(np.asarray(images["test_labels"]),
+                                  np.asarray(model["tested"][result["data"]]["test_scores"]), model["threshold"],
+                                  intervals=True, groups=images.get("test_groups"))
+        recall, ci = summary["at_threshold"]["recall"], summary["ci95"]
+        lines.append(f"| `{result['data']}` | {summary['n']} | {_with(summary['roc_auc'], ci['roc_auc'])} | "
+                     f"{summary['average_precision']:.3f} | {_with(recall['real'], ci['recall_real'], 2)} / "
+                     f"{_with(recall['fake'], ci['recall_fake'], 2)} |")
+    return "\n".join(lines) + "\n"
+
+
 def generalisation_table() -> str:
     """Lesson 08's table: each model on each set's test split, ROC-AUC [interval]."""
     matrix = generalisation.auc_matrix(generalisation.results_table(generalisation.load_results()), intervals=True)
     sets = list(matrix.columns)
     lines = ["| trained on | what it learnt \"fake\" from | " + " | ".join(f"`{name}` test" for name in sets) + " |",
              "| --- | --- | " + " | ".join("---" for _ in sets) + " |"]
-    for (trained_on, mode), row in matrix.iterrows():
+    order = sorted(matrix.index, key=lambda key: (key[0], train.MODES.index(key[1])))
+    for (trained_on, mode), row in matrix.loc[order].iterrows():
         lines.append(f"| `{trained_on}` | `{mode}` | " + " | ".join(row[name] for name in sets) + " |")
     return "\n".join(lines) + "\n"
 
 
-TABLES = {"ladder": ladder_table, "seeds": seeds_table, "generalisation": generalisation_table}
+TABLES = {"ladder": ladder_table, "seeds": seeds_table, "results": results_table,
+          "generalisation": generalisation_table}
 
 
 def rendered(text: str) -> tuple[str, dict[str, str]]:
