@@ -28,6 +28,17 @@ from helpers.detector import as_detector
 TEST_DATA = os.environ.get("DEEPFAKE_TEST_DATA") or None
 
 
+@pytest.fixture(autouse=True)
+def course_settings_kept():
+    """No test leaves the course's variables ($DEEPFAKE_...) changed: a $DEEPFAKE_DATA lost in one test
+    sends every later test on that worker to an empty data/ folder."""
+    before = {name: value for name, value in os.environ.items() if name.startswith("DEEPFAKE_")}
+    yield
+    after = {name: value for name, value in os.environ.items() if name.startswith("DEEPFAKE_")}
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, f"this test changed {changed}"
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The folder holding the shared face sets (dfdc-faces, ffhq-stylegan2).

@@ -18,7 +18,9 @@ from tests.conftest import write_jpeg
 def clean_env(monkeypatch, tmp_path):
     """No profile, data, storage or Kaggle variables from the test run; files kept under tmp_path.
 
-    Every environment variable a test sets (get_data sets the data roots) is undone afterwards.
+    Every environment variable a test sets (get_data sets the data roots) is undone afterwards: the
+    test's own monkeypatch first, then the whole environment as it was (the other way round,
+    monkeypatch would delete a $DEEPFAKE_DATA the test set where clean_env had taken it away).
     """
     with mock.patch.dict(os.environ):
         for name in (config.PROFILE_ENV, config.DATA_ENV, config.CROSS_DATA_ENV, config.STORAGE_ENV,
@@ -27,6 +29,7 @@ def clean_env(monkeypatch, tmp_path):
         monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kaggle/kaggle.json
         config.use_storage(tmp_path / "storage")  # data/, models/ and .cache/ of this test only
         yield
+        monkeypatch.undo()
     config._set_storage(config.REPO_ROOT)  # undo any use_storage() a test made
 
 
