@@ -53,8 +53,9 @@ def seeds_table() -> str:
     for result in ladder.load_seeds():
         for rung, summary in sorted(result["summary"].items()):
             auc, threshold = summary["test_roc_auc"], summary["validation_threshold"]
+            sd = "one seed: no sd" if auc["sd"] is None else f"{auc['sd']:.3f}"
             lines.append(f"| `{result['data']}` | {rung} | {len(summary['seeds'])} | {auc['mean']:.3f} "
-                         f"({auc['sd']:.3f}), {auc['min']:.3f}-{auc['max']:.3f} | "
+                         f"({sd}), {auc['min']:.3f}-{auc['max']:.3f} | "
                          f"{threshold['min']:.3f}-{threshold['max']:.3f} |")
     return "\n".join(lines) + "\n"
 
