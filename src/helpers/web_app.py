@@ -346,19 +346,18 @@ def serve(app: gr.Blocks, host: str | None = None, port: int | None = None, bloc
     """
     import gradio as gr
 
-    _, url, _ = app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=True,
-                           quiet=True, inline=False, max_file_size=demo.MAX_UPLOAD_BYTES, footer_links=["api"],
-                           run_history=False, pwa=False, mcp_server=False, ssr_mode=False, enable_monitoring=False,
-                           theme=gr.themes.Default(), css=CSS, js=BROWSER_ERRORS_JS)
-    if not quiet:
-        print(f"The demo is at {url} (Ctrl-C stops it).", flush=True)
-    if block:
-        try:
-            while app.is_running:
-                time.sleep(0.1)
-        except KeyboardInterrupt:
-            app.close(verbose=False)
-            raise
+    try:  # Ctrl-C while the server starts (its port may already answer) closes it too
+        _, url, _ = app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=True,
+                               quiet=True, inline=False, max_file_size=demo.MAX_UPLOAD_BYTES, footer_links=["api"],
+                               run_history=False, pwa=False, mcp_server=False, ssr_mode=False,
+                               enable_monitoring=False, theme=gr.themes.Default(), css=CSS, js=BROWSER_ERRORS_JS)
+        if not quiet:
+            print(f"The demo is at {url} (Ctrl-C stops it).", flush=True)
+        while block and app.is_running:
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        app.close(verbose=False)
+        raise
     return url
 
 
