@@ -164,31 +164,6 @@ def test_a_stage_trains_the_same_model_whatever_ran_before_and_after_reloading(s
     assert _same_weights(*results), "the same start must train the same weights"
 
 
-class _Interrupt(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
-            raise KeyboardInterrupt("simulated interruption after the first epoch")
-
-
-def test_interrupted_stage2_resumes_from_its_backup(smoke_frames, tmp_path, monkeypatch):
-    profile = config.get_profile("smoke")
-    model = classifier.build_classifier("efficientnet_lite0", profile.image_size, weights=None)
-    original = train._callbacks
-    monkeypatch.setattr(train, "_callbacks", lambda *a, **k: (original(*a, **k)[0] + [_Interrupt()],
-                                                               original(*a, **k)[1]))
-    with pytest.raises(KeyboardInterrupt):
-        train.train_stage2(model, smoke_frames["train"], smoke_frames["validation"], profile, tmp_path,
-                           epochs=2, verbose=0)
-    assert (tmp_path / "checkpoints" / "stage2_backup").is_dir()
-    monkeypatch.setattr(train, "_callbacks", original)
-    history = train.train_stage2(model, smoke_frames["train"], smoke_frames["validation"], profile, tmp_path,
-                                 epochs=2, verbose=0)
-    assert list(history["epoch"]) == [2], "the second run starts where the first stopped"
-    log = pd.read_csv(tmp_path / "log_stage2.csv")
-    assert list(log["epoch"]) == [0, 1]
-    assert not (tmp_path / "checkpoints" / "stage2_backup").exists()  # removed after a finished run
-
-
 def test_image_size_follows_the_data_when_it_can():
     cpu, smoke = config.get_profile("cpu"), config.get_profile("smoke")
 

@@ -20,10 +20,10 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -528,20 +528,25 @@ def test_ctrl_c_stops_the_app_with_status_130(trained_model_dir, tmp_path):
     app = subprocess.Popen([sys.executable, "-m", "helpers", "app", str(model), "--port", str(port)],
                            cwd=tmp_path / "world", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, encoding="utf-8")
-    try:
+    printed = {"out": [], "err": []}
+    readers = [threading.Thread(target=lambda name, stream: printed[name].extend(stream), args=item, daemon=True)
+               for item in (("out", app.stdout), ("err", app.stderr))]
+    for reader in readers:
+        reader.start()
+    try:  # Ctrl-C once the app says where it is, as a user would press it
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and app.poll() is None:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.25)
-        else:
-            pytest.fail(f"the app did not start: {app.communicate(timeout=10)}")
+        while not any("The demo is at" in line for line in printed["out"]):
+            if app.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the app did not start: {printed}")
+            time.sleep(0.1)
         app.send_signal(signal.SIGINT)
-        out, err = app.communicate(timeout=30)
+        app.wait(timeout=30)
     finally:
         if app.poll() is None:
             app.kill()
+    for reader in readers:
+        reader.join(timeout=10)
+    err = "".join(printed["err"])
     assert app.returncode == cli.INTERRUPTED_STATUS, err
     assert err.strip().splitlines()[-1] == "interrupted." and "Traceback" not in err
     assert tree(tmp_path / "world") == before
