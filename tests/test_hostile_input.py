@@ -523,11 +523,19 @@ def test_ctrl_c_stops_the_app_with_status_130(trained_model_dir, tmp_path):
     model = shutil.copytree(trained_model_dir, tmp_path / "world" / "m")
     before = tree(tmp_path / "world")
     port = free_port()
-    env = {**os.environ, config.STORAGE_ENV: str(tmp_path / "storage"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")]))}
+    # As from a user's shell: a plain environment, and Ctrl-C neither ignored nor blocked (whatever the
+    # test worker's earlier tests left in its own signal state); faulthandler says where a hang is.
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TF_CPP_MIN_LOG_LEVEL") if name in os.environ}
+    env.update({config.STORAGE_ENV: str(tmp_path / "storage"), "PYTHONFAULTHANDLER": "1",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")]))})
+
+    def as_from_a_shell():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     app = subprocess.Popen([sys.executable, "-m", "helpers", "app", str(model), "--port", str(port)],
                            cwd=tmp_path / "world", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, encoding="utf-8")
+                           text=True, encoding="utf-8", preexec_fn=as_from_a_shell, start_new_session=True)
     printed = {"out": [], "err": []}
     readers = [threading.Thread(target=lambda name, stream: printed[name].extend(stream), args=item, daemon=True)
                for item in (("out", app.stdout), ("err", app.stderr))]
@@ -540,7 +548,11 @@ def test_ctrl_c_stops_the_app_with_status_130(trained_model_dir, tmp_path):
                 pytest.fail(f"the app did not start: {printed}")
             time.sleep(0.1)
         app.send_signal(signal.SIGINT)
-        app.wait(timeout=30)
+        try:
+            app.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            app.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack to stderr
+            app.wait(timeout=30)
     finally:
         if app.poll() is None:
             app.kill()
