@@ -196,6 +196,8 @@ def test_seed_summary_and_tables_give_the_spread_across_seeds():
     assert list(table.index) == [1, 4] and table.loc[4, "seeds"] == 3 and table.loc[4, "training min (mean)"] == 4.0
     assert table.loc[4, "sd across seeds"] == round(np.std(aucs, ddof=1), 3)
     assert 0.01 < table.loc[4, "sd over test images"] < 0.15
+    balanced = [run["test_balanced_accuracy"] for run in result["runs"][3:]]
+    assert table.loc[4, "balanced accuracy min-max"] == f"{min(balanced):.3f}-{max(balanced):.3f}"
     grouped = ladder.seed_table({**result, "test_groups": np.r_[np.arange(30), np.arange(30)].tolist()})
     assert grouped.loc[4, "sd over test images"] != table.loc[4, "sd over test images"]
     steps = ladder.seed_steps(result)

@@ -438,8 +438,8 @@ def seed_table(result: dict) -> pd.DataFrame:
 
     Both kinds of noise as standard deviations of test ROC-AUC: across the seeds (training runs), and
     over resampled test images (the 95% bootstrap interval's width / 3.92, the mean over the seeds;
-    by group where the result names them). Then the range across seeds of ROC-AUC and of the
-    threshold chosen on validation, and the training time.
+    by group where the result names them). Then the range across seeds of ROC-AUC, of the threshold
+    chosen on validation, and of test balanced accuracy at the rung's threshold; and the training time.
     """
     labels, groups = np.asarray(result["test_labels"]), result.get("test_groups")
     rows = {}
@@ -447,7 +447,7 @@ def seed_table(result: dict) -> pd.DataFrame:
         runs = [run for run in result["runs"] if run["rung"] == int(number)]
         widths = [np.subtract(*metrics.bootstrap_interval(labels, run["test_scores"], metrics.roc_auc,
                                                           groups=groups)[::-1]) for run in runs]
-        auc, chosen = spread["test_roc_auc"], spread["validation_threshold"]
+        auc, chosen, balanced = spread["test_roc_auc"], spread["validation_threshold"], spread["test_balanced_accuracy"]
         rows[int(number)] = {
             "change": runs[0]["change"], "seeds": len(runs),
             "test ROC-AUC mean": round(auc["mean"], 3),
@@ -455,6 +455,7 @@ def seed_table(result: dict) -> pd.DataFrame:
             "sd over test images": round(float(np.mean(widths)) / 3.92, 3),
             "ROC-AUC min-max": f"{auc['min']:.3f}-{auc['max']:.3f}",
             "validation threshold min-max": f"{chosen['min']:.3f}-{chosen['max']:.3f}",
+            "balanced accuracy min-max": f"{balanced['min']:.3f}-{balanced['max']:.3f}",
             "training min (mean)": round(spread["seconds"]["mean"] / 60, 1)}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("rung")
 
