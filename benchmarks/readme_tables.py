@@ -47,14 +47,14 @@ def ladder_table() -> str:
 
 
 def seeds_table() -> str:
-    """Retraining with other seeds: per data set and rung, the spread of test ROC-AUC, the threshold and its verdicts."""
+    """Retraining with other seeds: per data set and rung, the spread of ROC-AUC, threshold and balanced accuracy."""
     lines = ["| data | rung | seeds | test ROC-AUC: mean (sd), min-max | threshold chosen on validation: min-max "
              "| test balanced accuracy at the rung's threshold: min-max |",
              "| --- | --- | --- | --- | --- | --- |"]
     for result in ladder.load_seeds():
         for rung, summary in sorted(result["summary"].items()):
-            auc, threshold, balanced = (summary[key] for key in ("test_roc_auc", "validation_threshold",
-                                                                 "test_balanced_accuracy"))
+            auc, threshold = summary["test_roc_auc"], summary["validation_threshold"]
+            balanced = summary["test_balanced_accuracy"]
             sd = "one seed: no sd" if auc["sd"] is None else f"{auc['sd']:.3f}"
             lines.append(f"| `{result['data']}` | {rung} | {len(summary['seeds'])} | {auc['mean']:.3f} "
                          f"({sd}), {auc['min']:.3f}-{auc['max']:.3f} | "

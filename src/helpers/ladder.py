@@ -447,7 +447,8 @@ def seed_table(result: dict) -> pd.DataFrame:
         runs = [run for run in result["runs"] if run["rung"] == int(number)]
         widths = [np.subtract(*metrics.bootstrap_interval(labels, run["test_scores"], metrics.roc_auc,
                                                           groups=groups)[::-1]) for run in runs]
-        auc, chosen, balanced = spread["test_roc_auc"], spread["validation_threshold"], spread["test_balanced_accuracy"]
+        auc, chosen = spread["test_roc_auc"], spread["validation_threshold"]
+        balanced = spread["test_balanced_accuracy"]
         rows[int(number)] = {
             "change": runs[0]["change"], "seeds": len(runs),
             "test ROC-AUC mean": round(auc["mean"], 3),
